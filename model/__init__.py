@@ -1,0 +1,22 @@
+"""A small neural-network library in NumPy, and the artifact format that carries trained
+networks from the trainer to the service. Imports nothing but NumPy and the standard library.
+"""
+
+from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .artifact import Artifact, list_versions, load_artifact, save_artifact
+from .conv import Conv2D, MaxPool2D
+from .errors import ArtifactError, ConfigError, InputError, ModelError
+from .layers import Dense, Dropout, Flatten, Layer, Reshape, layer_from_config
+from .losses import MeanSquaredError, SoftmaxCrossEntropy
+from .network import Sequential
+from .optimizers import SGD, Adam, RMSprop, make_optimizer
+from .predictor import Predictor
+from .schedules import Constant, CosineDecay, StepDecay
+
+__all__ = [
+    "SGD", "Adam", "Artifact", "ArtifactError", "ConfigError", "Constant", "Conv2D",
+    "CosineDecay", "Dense", "Dropout", "Flatten", "InputError", "Layer", "MaxPool2D",
+    "MeanSquaredError", "ModelError", "Predictor", "RMSprop", "ReLU", "Reshape",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "layer_from_config", "list_versions", "load_artifact", "make_optimizer", "save_artifact",
+]
