@@ -1,0 +1,363 @@
+"""2-D convolution and max pooling on NHWC images, vectorised with im2col/col2im.
+
+im2col copies, for every output pixel, its receptive field into one row of a matrix, so the
+convolution becomes one GEMM. With NHWC data a kernel row (``kernel_w * channels`` values) is
+contiguous in memory, which lets a single strided view describe all receptive fields and one
+copy build the matrix. The only Python loops run over kernel or pool offsets, never pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import initializers
+from .errors import ConfigError
+from .layers import Layer, Shape, _kernel_init_name, check_positive_int, register
+
+#: Images per GEMM + col2im chunk in the input-gradient pass: small enough that the chunk's
+#: columns stay in cache while they are scattered back.
+COL2IM_CHUNK = 4
+#: Upper bound on im2col matrix size (elements) on the inference path, to bound memory.
+INFER_COLS_ELEMENTS = 8_000_000
+
+
+def _pair(value: Any, what: str) -> tuple[int, int]:
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise ConfigError(f"{what} must be an int or a pair of ints, got {value!r}")
+        return check_positive_int(value[0], what), check_positive_int(value[1], what)
+    v = check_positive_int(value, what)
+    return v, v
+
+
+def _check_padding(padding: Any) -> str:
+    if padding not in ("valid", "same"):
+        raise ConfigError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding
+
+
+def _out_and_pad(size: int, k: int, s: int, padding: str) -> tuple[int, int, int]:
+    """Output length and (before, after) padding along one axis, as Keras computes them."""
+    if padding == "valid":
+        if size < k:
+            raise ConfigError(f"input size {size} is smaller than the window {k}")
+        return (size - k) // s + 1, 0, 0
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+class _Windowed(Layer):
+    """Shared geometry of layers that slide a window over NHWC images."""
+
+    window: tuple[int, int]
+    strides: tuple[int, int]
+    padding: str
+
+    def _geometry(self, input_shape: Shape) -> None:
+        if len(input_shape) != 3:
+            raise ConfigError(f"{type(self).__name__} expects images (height, width, channels), "
+                              f"got {input_shape}; put a Reshape layer before it")
+        h, w, c = input_shape
+        (kh, kw), (sh, sw) = self.window, self.strides
+        self.oh, self.pad_top, self.pad_bottom = _out_and_pad(h, kh, sh, self.padding)
+        self.ow, self.pad_left, self.pad_right = _out_and_pad(w, kw, sw, self.padding)
+        self.padded_hw = (h + self.pad_top + self.pad_bottom, w + self.pad_left + self.pad_right)
+
+    @property
+    def _padded(self) -> bool:
+        return self.pad_top + self.pad_bottom + self.pad_left + self.pad_right > 0
+
+    def _pad_into(self, x: np.ndarray, xp: np.ndarray) -> np.ndarray:
+        """Copy x into the interior of xp, whose border already holds the fill value."""
+        h, w = x.shape[1:3]
+        xp[:, self.pad_top:self.pad_top + h, self.pad_left:self.pad_left + w, :] = x
+        return xp
+
+    def _unpad(self, xp: np.ndarray) -> np.ndarray:
+        h, w = self.input_shape[:2]
+        return xp[:, self.pad_top:self.pad_top + h, self.pad_left:self.pad_left + w, :]
+
+    def _window_slice(self, i: int, j: int) -> tuple[slice, slice, slice, slice]:
+        """Index of the input pixels seen at kernel offset (i, j) by all output pixels."""
+        sh, sw = self.strides
+        return (slice(None), slice(i, i + sh * (self.oh - 1) + 1, sh),
+                slice(j, j + sw * (self.ow - 1) + 1, sw), slice(None))
+
+
+@register
+class Conv2D(_Windowed):
+    """2-D convolution (cross-correlation, as in Keras): kernel W of shape
+    (kernel_h, kernel_w, in_channels, filters), input (n, h, w, in_channels)."""
+
+    decayed = ("W",)
+    owns_output = True
+
+    def __init__(self, filters: int, kernel_size: int | list[int], strides: int | list[int] = 1,
+                 padding: str = "valid", use_bias: bool = True, kernel_initializer: str = "auto",
+                 bias_initializer: str = "zeros") -> None:
+        super().__init__()
+        self.filters = check_positive_int(filters, "Conv2D filters")
+        self.window = _pair(kernel_size, "Conv2D kernel_size")
+        self.strides = _pair(strides, "Conv2D strides")
+        self.padding = _check_padding(padding)
+        self.use_bias = bool(use_bias)
+        if kernel_initializer != "auto":
+            initializers.get_initializer(kernel_initializer)
+        initializers.get_initializer(bias_initializer)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "Conv2D", "filters": self.filters, "kernel_size": list(self.window),
+                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._geometry(input_shape)
+        return (self.oh, self.ow, self.filters)
+
+    def _create_params(self, rng: np.random.Generator, dtype: np.dtype, feeds_relu: bool) -> None:
+        kh, kw = self.window
+        c = self.input_shape[2]
+        fan_in, fan_out = kh * kw * c, kh * kw * self.filters
+        init = initializers.get_initializer(_kernel_init_name(self.kernel_initializer, feeds_relu))
+        self.params = {"W": init(rng, (kh, kw, c, self.filters), fan_in, fan_out, dtype)}
+        if self.use_bias:
+            binit = initializers.get_initializer(self.bias_initializer)
+            self.params["b"] = binit(rng, (self.filters,), fan_in, fan_out, dtype)
+
+    @property
+    def _k(self) -> int:
+        return self.window[0] * self.window[1] * self.input_shape[2]
+
+    def _im2col(self, xp: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Fill cols (n, oh, ow, kh, kw*c) from padded images xp in one strided copy."""
+        kh, kw = self.window
+        sh, sw = self.strides
+        c = xp.shape[3]
+        s_n, s_h, s_w, s_c = xp.strides
+        view = as_strided(xp, shape=(xp.shape[0], self.oh, self.ow, kh, kw * c),
+                          strides=(s_n, s_h * sh, s_w * sw, s_h, s_c), writeable=False)
+        np.copyto(cols, view)
+        return cols
+
+    def _padded_input(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not self._padded:
+            return np.ascontiguousarray(x)
+        shape = (x.shape[0], *self.padded_hw, x.shape[3])
+        if training:
+            xp = self._buffers.get("xp")
+            fresh = xp is None or xp.shape[1:] != shape[1:] or xp.shape[0] < shape[0] \
+                or xp.dtype != x.dtype
+            xp = self._buffer("xp", shape, x.dtype)
+            if fresh:
+                xp.fill(0)  # the border stays zero: only the interior is ever written
+        else:
+            xp = np.zeros(shape, dtype=x.dtype)
+        return self._pad_into(x, xp)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        kh, kw = self.window
+        xp = self._padded_input(x, training=True)
+        cols = self._buffer("cols", (n, self.oh, self.ow, kh, kw * x.shape[3]), x.dtype)
+        self._cols = self._im2col(xp, cols).reshape(-1, self._k)
+        y = self._buffer("y", (n * self.oh * self.ow, self.filters), x.dtype)
+        np.matmul(self._cols, self.params["W"].reshape(self._k, self.filters), out=y)
+        if self.use_bias:
+            y += self.params["b"]
+        self._n = n
+        return y.reshape(n, self.oh, self.ow, self.filters)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        f = self.filters
+        dy2 = dy.reshape(-1, f)
+        np.matmul(self._cols.T, dy2, out=self.grads["W"].reshape(self._k, f))
+        if self.use_bias:
+            np.sum(dy2, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        return self._input_grad(dy)
+
+    def _input_grad(self, dy: np.ndarray) -> np.ndarray:
+        """col2im: dcols = dy @ W.T, scattered back onto the padded input, in small chunks."""
+        n = self._n
+        kh, kw = self.window
+        c = self.input_shape[2]
+        f = self.filters
+        wt = self.params["W"].reshape(self._k, f).T
+        dxp = self._buffer("dxp", (n, *self.padded_hw, c), dy.dtype)
+        dxp.fill(0)
+        chunk = min(COL2IM_CHUNK, n)
+        dcols = self._buffer("dcols", (chunk, self.oh, self.ow, kh, kw * c), dy.dtype)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            dc = dcols[: stop - start]
+            np.matmul(dy[start:stop].reshape(-1, f), wt, out=dc.reshape(-1, self._k))
+            self._col2im_add(dc, dxp[start:stop])
+        return self._unpad(dxp) if self._padded else dxp
+
+    def _col2im_add(self, dc: np.ndarray, dxp: np.ndarray) -> None:
+        """dxp += col2im(dc) for dc of shape (n, oh, ow, kh, kw*c).
+
+        A kernel row of a receptive field is kw*c contiguous values in dxp. Output columns
+        ow and ow + g (g = ceil(kw / sw)) have disjoint receptive fields, so all columns of
+        one residue modulo g are added in one vectorised step with kw*c-long inner runs.
+        """
+        kh, kw = self.window
+        sh, sw = self.strides
+        n, c = dc.shape[0], dxp.shape[3]
+        g = -(-kw // sw)
+        s_n, s_h, s_w, s_c = dxp.strides
+        for i in range(kh):
+            for r in range(min(g, self.ow)):
+                count = len(range(r, self.ow, g))
+                dst = as_strided(dxp[:, i:, r * sw:, :], shape=(n, self.oh, count, kw * c),
+                                 strides=(s_n, s_h * sh, s_w * sw * g, s_c))
+                dst += dc[:, :, r::g, i, :]
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        kh, kw = self.window
+        c = x.shape[3]
+        wm = self.params["W"].reshape(self._k, self.filters)
+        out = np.empty((n, self.oh * self.ow, self.filters), dtype=x.dtype)
+        per_image = self.oh * self.ow * self._k
+        chunk = max(1, INFER_COLS_ELEMENTS // per_image)
+        cols = np.empty((min(chunk, n), self.oh, self.ow, kh, kw * c), dtype=x.dtype)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            xp = self._padded_input(x[start:stop], training=False)
+            cc = self._im2col(xp, cols[: stop - start])
+            # one GEMM per image: its bits never depend on the other images in the batch
+            np.matmul(cc.reshape(stop - start, self.oh * self.ow, self._k), wm,
+                      out=out[start:stop])
+        if self.use_bias:
+            out += self.params["b"]
+        return out.reshape(n, self.oh, self.ow, self.filters)
+
+
+@register
+class MaxPool2D(_Windowed):
+    """Max over (pool_h, pool_w) windows of NHWC images; strides default to the pool size.
+    The gradient flows to one maximum of each window (ties: the topmost, then leftmost)."""
+
+    owns_output = True
+
+    def __init__(self, pool_size: int | list[int] = 2, strides: int | list[int] | None = None,
+                 padding: str = "valid") -> None:
+        super().__init__()
+        self.window = _pair(pool_size, "MaxPool2D pool_size")
+        self.strides = self.window if strides is None else _pair(strides, "MaxPool2D strides")
+        self.padding = _check_padding(padding)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "MaxPool2D", "pool_size": list(self.window),
+                "strides": list(self.strides), "padding": self.padding}
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        if self.strides == self.window:  # the default: strides follow the pool size
+            text = text.replace(f"strides={self.strides[0]}", "").replace(
+                f"strides={list(self.strides)}", "").replace("(, ", "(").replace(", )", ")")
+        return text
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._geometry(input_shape)
+        return (self.oh, self.ow, input_shape[2])
+
+    def _pad_input(self, x: np.ndarray) -> np.ndarray:
+        """x surrounded by -inf where 'same' padding needs it, so padding never wins a max."""
+        if not self._padded:
+            return x
+        xp = np.full((x.shape[0], *self.padded_hw, x.shape[3]), -np.inf, dtype=x.dtype)
+        return self._pad_into(x, xp)
+
+    @staticmethod
+    def _reduce_max(views: list[np.ndarray], out: np.ndarray, arg: np.ndarray | None) -> None:
+        """out = element-wise max of views; arg (if given) = index of the first maximum."""
+        if len(views) == 1:
+            np.copyto(out, views[0])
+            if arg is not None:
+                arg.fill(0)
+            return
+        if arg is not None:
+            if len(views) == 2:
+                np.greater(views[1], views[0], out=arg.view(bool))
+            else:
+                arg.fill(0)
+                better = np.empty(out.shape, dtype=bool)
+                np.maximum(views[0], views[1], out=out)
+                np.greater(views[1], views[0], out=better)
+                np.copyto(arg, 1, where=better)
+                for k, v in enumerate(views[2:], start=2):
+                    np.greater(v, out, out=better)
+                    np.copyto(arg, k, where=better)
+                    np.maximum(out, v, out=out)
+                return
+        np.maximum(views[0], views[1], out=out)
+        for v in views[2:]:
+            np.maximum(out, v, out=out)
+
+    def _row_views(self, xp: np.ndarray) -> list[np.ndarray]:
+        sh = self.strides[0]
+        return [xp[:, i:i + sh * (self.oh - 1) + 1:sh] for i in range(self.window[0])]
+
+    def _col_views(self, m: np.ndarray) -> list[np.ndarray]:
+        sw = self.strides[1]
+        return [m[:, :, j:j + sw * (self.ow - 1) + 1:sw] for j in range(self.window[1])]
+
+    def _pool(self, xp: np.ndarray, out: np.ndarray, training: bool) -> np.ndarray:
+        """Separable max: first over window rows (whole image rows, long contiguous runs),
+        then over window columns of the row maxima. In training, remember the winners."""
+        n, c = xp.shape[0], xp.shape[3]
+        mshape = (n, self.oh, xp.shape[2], c)
+        if training:
+            m = self._buffer("rowmax", mshape, xp.dtype)
+            self._row_arg = self._buffer("row_arg", mshape, np.dtype(np.uint8))
+            self._col_arg = self._buffer("col_arg", out.shape, np.dtype(np.uint8))
+        else:
+            m = np.empty(mshape, dtype=xp.dtype)
+        self._reduce_max(self._row_views(xp), m, self._row_arg if training else None)
+        self._reduce_max(self._col_views(m), out, self._col_arg if training else None)
+        return out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = self._buffer("y", (x.shape[0], self.oh, self.ow, x.shape[3]), x.dtype)
+        self._n = x.shape[0]
+        return self._pool(self._pad_input(x), out, training=True)
+
+    @staticmethod
+    def _route(dy: np.ndarray, arg: np.ndarray, dsts: list[np.ndarray], overlapping: bool,
+               hit: np.ndarray) -> None:
+        """Send dy to the destination view whose index won (arg == k)."""
+        for k, dst in enumerate(dsts):
+            np.equal(arg, k, out=hit)
+            if overlapping:
+                dst += dy * hit
+            else:
+                np.multiply(dy, hit, out=dst)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        (kh, kw), (sh, sw) = self.window, self.strides
+        n, c = self._n, self.input_shape[2]
+        dm = self._buffer("drowmax", (n, self.oh, self.padded_hw[1], c), dy.dtype)
+        dm.fill(0)
+        hit = self._buffer("col_hit", dy.shape, np.dtype(bool))
+        self._route(dy, self._col_arg, self._col_views(dm), sw < kw, hit)
+        dxp = self._buffer("dxp", (n, *self.padded_hw, c), dy.dtype)
+        dxp.fill(0)
+        hit = self._buffer("row_hit", dm.shape, np.dtype(bool))
+        self._route(dm, self._row_arg, self._row_views(dxp), sh < kh, hit)
+        return self._unpad(dxp) if self._padded else dxp
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], self.oh, self.ow, x.shape[3]), dtype=x.dtype)
+        return self._pool(self._pad_input(x), out, training=False)

@@ -1,0 +1,196 @@
+"""``Sequential``: a stack of layers with training passes, fast inference and a config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import ReLU
+from .conv import MaxPool2D
+from .errors import ConfigError
+from .layers import Layer, Shape, layer_from_config
+from .losses import Loss
+from .optimizers import Optimizer, Param
+
+#: Rows per chunk on the inference path: bounds memory for large inputs.
+INFER_CHUNK_ROWS = 4096
+
+
+class Sequential:
+    """Layers applied in order to batches of shape (n, *input_shape).
+
+    >>> net = Sequential([Dense(64), ReLU(), Dense(1)], input_shape=(13,)).build(seed=0)
+    """
+
+    def __init__(self, layers: Sequence[Layer], input_shape: Sequence[int] | None = None) -> None:
+        if not layers:
+            raise ConfigError("a network needs at least one layer")
+        self.layers = list(layers)
+        self.input_shape: Shape | None = tuple(input_shape) if input_shape is not None else None
+        self.output_shape: Shape | None = None
+        self.dtype = np.dtype(np.float32)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Sequential:
+        """Rebuild (unbuilt) from ``{"input_shape": [...], "layers": [{"type": ...}, ...]}``."""
+        layers = config.get("layers")
+        if not isinstance(layers, list):
+            raise ConfigError("network config needs a 'layers' list")
+        shape = config.get("input_shape")
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise ConfigError(f"input_shape must be a list of positive integers, got {shape!r}")
+        return cls([layer_from_config(c) for c in layers], input_shape=shape)
+
+    def get_config(self) -> dict[str, Any]:
+        """Architecture as data: the input shape and one ``{"type": ...}`` object per layer."""
+        return {"input_shape": list(self.input_shape or ()),
+                "layers": [layer.get_config() for layer in self.layers]}
+
+    def build(self, input_shape: Sequence[int] | None = None, seed: int = 0,
+              dtype: np.dtype | type = np.float32) -> Sequential:
+        """Create all parameters from ``seed``; kernels feeding a ReLU get He init."""
+        if input_shape is not None:
+            self.input_shape = tuple(int(d) for d in input_shape)
+        if self.input_shape is None:
+            raise ConfigError("build() needs an input_shape")
+        self.dtype = np.dtype(dtype)
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            try:
+                shape = layer.build(shape, rng, self.dtype, feeds_relu=isinstance(nxt, ReLU))
+            except ConfigError as exc:
+                raise ConfigError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+        self.output_shape = shape
+        # Nothing before the first trainable layer needs an input gradient.
+        needed = False
+        for layer in self.layers:
+            layer.needs_input_grad = needed
+            needed = needed or bool(layer.params)
+        self._plan = self._execution_order()
+        return self
+
+    def _execution_order(self) -> list[Layer]:
+        """The layers in the order they run, which may differ from the config's.
+
+        ReLU then MaxPool2D runs as MaxPool2D then ReLU: max commutes with the monotone
+        ReLU, so values and gradients are identical, on a quarter of the elements. A ReLU
+        after a layer that returns a buffer of its own (Dense, Conv2D, MaxPool2D) works in
+        place on it.
+        """
+        order = list(self.layers)
+        i = 0
+        while i < len(order) - 1:
+            if type(order[i]) is ReLU and type(order[i + 1]) is MaxPool2D:
+                order[i], order[i + 1] = order[i + 1], order[i]
+                i += 2
+            else:
+                i += 1
+        for prev, layer in zip(order, order[1:], strict=False):
+            if isinstance(layer, ReLU):
+                layer.inplace = prev.owns_output
+        if isinstance(order[0], ReLU):
+            order[0].inplace = False
+        return order
+
+    @property
+    def built(self) -> bool:
+        return self.output_shape is not None
+
+    # -- parameters ---------------------------------------------------------------------
+    def parameters(self) -> list[Param]:
+        """Every trainable array with its gradient, named ``"<layer index>.<param>"``."""
+        return [Param(f"{i}.{k}", v, layer.grads[k], k in layer.decayed)
+                for i, layer in enumerate(self.layers) for k, v in layer.params.items()]
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Parameter arrays by name (the arrays themselves, not copies)."""
+        return {p.name: p.value for p in self.parameters()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters; names and shapes must match exactly."""
+        own = self.get_weights()
+        missing = sorted(set(own) - set(weights))
+        extra = sorted(set(weights) - set(own))
+        if missing or extra:
+            raise ConfigError(f"weights do not match the architecture: missing {missing}, "
+                              f"unexpected {extra}")
+        for name, value in own.items():
+            new = np.asarray(weights[name])
+            if new.shape != value.shape:
+                raise ConfigError(f"weight {name!r} has shape {new.shape}, the architecture "
+                                  f"needs {value.shape}")
+            value[...] = new
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("#", "layer", "output shape", "params")]
+        for i, layer in enumerate(self.layers):
+            rows.append((str(i), repr(layer), str(layer.output_shape), f"{layer.count_params():,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+                 for r in rows]
+        rule = "-" * len(lines[0])
+        return "\n".join([f"Sequential, input shape {self.input_shape}", rule, lines[0], rule,
+                          *lines[1:], rule, f"total parameters: {self.count_params():,}"])
+
+    def __repr__(self) -> str:
+        return f"Sequential({self.layers!r}, input_shape={self.input_shape})"
+
+    # -- computation --------------------------------------------------------------------
+    def _check_built(self) -> None:
+        if not self.built:
+            raise ConfigError("the network is not built; call build() first")
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """Forward pass; ``training=False`` is the inference path (no dropout, no caches)."""
+        if not training:
+            return self.infer(x)
+        self._check_built()
+        for layer in self._plan:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy: np.ndarray) -> None:
+        """Back-propagate dL/doutput through the last forward pass, filling every grads."""
+        for layer in reversed(self._plan):
+            dy = layer.backward(dy)
+            if dy is None:
+                break
+
+    def infer(self, x: np.ndarray, chunk_rows: int = INFER_CHUNK_ROWS) -> np.ndarray:
+        """Inference in the network's dtype, in chunks; row results never depend on the batch.
+
+        x: (n, *input_shape). Returns (n, *output_shape). Thread-safe: no state is kept.
+        """
+        self._check_built()
+        x = np.asarray(x)
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"expected input of shape (n, {', '.join(map(str, self.input_shape))})"
+                             f", got {x.shape}")
+        out = np.empty((x.shape[0], *self.output_shape), dtype=self.dtype)
+        for start in range(0, x.shape[0], chunk_rows):
+            # a private copy, so layers may work in place
+            h = np.array(x[start:start + chunk_rows], dtype=self.dtype, copy=True)
+            for layer in self._plan:
+                h = layer.infer(h)
+            out[start:start + chunk_rows] = h
+        return out
+
+    predict = infer
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer) -> float:
+        """One step of mini-batch gradient descent; returns the batch loss."""
+        pred = self.forward(x, training=True)
+        value, grad = loss(pred, y)
+        self.backward(grad)
+        optimizer.step(self.parameters())
+        return value
