@@ -1,0 +1,205 @@
+"""Input and target transforms fitted at training time and stored in the manifest.
+
+This is the one place inputs are scaled: the trainer fits the steps on the training part
+only, the artifact stores their constants, and the Predictor applies the same code. All
+steps work in float32 and are per-row (a row's result never depends on other rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+F32 = np.float32
+
+
+class Step:
+    """One transform: ``fit`` on training data (returns self), ``transform`` any batch."""
+
+    def fit(self, x: np.ndarray) -> Step:
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _float_list(values: Any, what: str) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or not np.isfinite(arr).all():
+        raise ConfigError(f"{what} must be a list of finite numbers")
+    return [float(v) for v in arr.astype(F32)]
+
+
+class Scale(Step):
+    """x * factor + offset (e.g. pixels 0..255 -> 0..1 with factor 1/255)."""
+
+    def __init__(self, factor: float, offset: float = 0.0) -> None:
+        self.factor, self.offset = float(F32(factor)), float(F32(offset))
+        if not (np.isfinite(self.factor) and np.isfinite(self.offset)) or self.factor == 0:
+            raise ConfigError("Scale needs a finite non-zero factor and a finite offset")
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        out = np.multiply(x, F32(self.factor), dtype=F32)
+        if self.offset:
+            out += F32(self.offset)
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "Scale", "factor": self.factor, "offset": self.offset}
+
+
+class SignedLog(Step):
+    """sign(x) * log1p(|x|) on the given feature columns: tames long right tails (crime
+    rates, proportions) so inputs far outside the training range stay moderate."""
+
+    def __init__(self, columns: Sequence[int]) -> None:
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in columns):
+            raise ConfigError(f"SignedLog columns must be non-negative integers, got {columns!r}")
+        self.columns = sorted(set(columns))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        out = np.array(x, dtype=F32, copy=True)
+        if self.columns:
+            if max(self.columns) >= out.shape[-1]:
+                raise ConfigError(f"SignedLog column {max(self.columns)} out of range")
+            cols = out[..., self.columns]
+            out[..., self.columns] = np.sign(cols) * np.log1p(np.abs(cols))
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "SignedLog", "columns": list(self.columns)}
+
+
+class Standardize(Step):
+    """(x - mean) / std per feature (last axis); std of constant features becomes 1."""
+
+    def __init__(self, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> None:
+        self.mean = None if mean is None else _float_list(mean, "Standardize mean")
+        self.std = None if std is None else _float_list(std, "Standardize std")
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError("Standardize std must be positive")
+        if (self.mean is None) != (self.std is None) or (
+                self.mean is not None and len(self.mean) != len(self.std)):
+            raise ConfigError("Standardize needs mean and std of the same length")
+
+    def fit(self, x: np.ndarray) -> Standardize:
+        x64 = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+        std = x64.std(axis=0)
+        std[std < 1e-12] = 1.0
+        self.mean = _float_list(x64.mean(axis=0), "mean")
+        self.std = _float_list(std, "std")
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None:
+            raise ConfigError("Standardize is not fitted")
+        if np.shape(x)[-1] != len(self.mean):
+            raise ConfigError(f"Standardize fitted on {len(self.mean)} features, "
+                              f"got {np.shape(x)[-1]}")
+        out = np.subtract(x, np.asarray(self.mean, dtype=F32), dtype=F32)
+        out /= np.asarray(self.std, dtype=F32)
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "Standardize", "mean": self.mean, "std": self.std}
+
+
+class Clip(Step):
+    """Clip every value into [low, high]: bounds what a network sees for extreme inputs."""
+
+    def __init__(self, low: float, high: float) -> None:
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ConfigError(f"Clip needs finite low < high, got {low!r}, {high!r}")
+        self.low, self.high = float(low), float(high)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(x, dtype=F32), F32(self.low), F32(self.high))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "Clip", "low": self.low, "high": self.high}
+
+
+STEP_TYPES: dict[str, type[Step]] = {
+    "Scale": Scale, "SignedLog": SignedLog, "Standardize": Standardize, "Clip": Clip,
+}
+
+
+def step_from_config(config: Mapping[str, Any]) -> Step:
+    """Rebuild a step from its ``{"type": ..., ...}`` config; ConfigError if invalid."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("type"), str):
+        raise ConfigError(f"a preprocessing step needs a 'type', got {config!r}")
+    args = {k: v for k, v in config.items() if k != "type"}
+    cls = STEP_TYPES.get(config["type"])
+    if cls is None:
+        raise ConfigError(f"unknown preprocessing step {config['type']!r}; "
+                          f"known: {sorted(STEP_TYPES)}")
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad preprocessing step {config['type']}: {exc}") from None
+
+
+class Pipeline:
+    """Steps applied in order; ``fit`` fits each on the output of the previous ones."""
+
+    def __init__(self, steps: Sequence[Step] = ()) -> None:
+        self.steps = list(steps)
+
+    @classmethod
+    def from_config(cls, configs: Sequence[Mapping[str, Any]]) -> Pipeline:
+        if not isinstance(configs, list):
+            raise ConfigError("preprocessing must be a list of steps")
+        return cls([step_from_config(c) for c in configs])
+
+    def get_config(self) -> list[dict[str, Any]]:
+        return [s.get_config() for s in self.steps]
+
+    def fit(self, x: np.ndarray) -> Pipeline:
+        for step in self.steps:
+            x = step.fit(x).transform(x)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        out = np.asarray(x, dtype=F32)
+        for step in self.steps:
+            out = step.transform(out)
+        return out
+
+
+class TargetScaler:
+    """Regression targets scaled to mean 0 / std 1 for training, and back for predictions."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise ConfigError(f"TargetScaler needs a finite mean and std > 0, got {mean}, {std}")
+        self.mean, self.std = float(F32(mean)), float(F32(std))
+
+    @classmethod
+    def fitted(cls, y: np.ndarray) -> TargetScaler:
+        y64 = np.asarray(y, dtype=np.float64)
+        return cls(float(y64.mean()), float(y64.std()) or 1.0)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TargetScaler:
+        if not isinstance(config, Mapping) or config.get("type") != "TargetScaler":
+            raise ConfigError(f"target transform must be a TargetScaler, got {config!r}")
+        return cls(config.get("mean", 0.0), config.get("std", 1.0))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "TargetScaler", "mean": self.mean, "std": self.std}
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        return ((np.asarray(y, dtype=F32) - F32(self.mean)) / F32(self.std)).astype(F32)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        out = np.multiply(z, F32(self.std), dtype=F32)
+        out += F32(self.mean)
+        return out
