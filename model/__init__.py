@@ -7,16 +7,17 @@ from .artifact import Artifact, list_versions, load_artifact, save_artifact
 from .conv import Conv2D, MaxPool2D
 from .errors import ArtifactError, ConfigError, InputError, ModelError
 from .layers import Dense, Dropout, Flatten, Layer, Reshape, layer_from_config
-from .losses import MeanSquaredError, SoftmaxCrossEntropy
-from .network import Sequential
-from .optimizers import SGD, Adam, RMSprop, make_optimizer
+from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .network import Average, Sequential, ensemble
+from .optimizers import SGD, Adam, Optimizer, RMSprop, make_optimizer
 from .predictor import Predictor
 from .schedules import Constant, CosineDecay, StepDecay
 
 __all__ = [
-    "SGD", "Adam", "Artifact", "ArtifactError", "ConfigError", "Constant", "Conv2D",
-    "CosineDecay", "Dense", "Dropout", "Flatten", "InputError", "Layer", "MaxPool2D",
-    "MeanSquaredError", "ModelError", "Predictor", "RMSprop", "ReLU", "Reshape",
+    "SGD", "Adam", "Artifact", "Average", "ArtifactError", "ConfigError", "Constant", "Conv2D",
+    "CosineDecay", "Dense", "Dropout", "Flatten", "InputError", "Layer", "Loss", "MaxPool2D",
+    "MeanSquaredError", "ModelError", "Optimizer", "Predictor", "RMSprop", "ReLU", "Reshape",
     "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
-    "layer_from_config", "list_versions", "load_artifact", "make_optimizer", "save_artifact",
+    "ensemble", "layer_from_config", "list_versions", "load_artifact", "make_optimizer",
+    "save_artifact",
 ]

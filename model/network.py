@@ -10,7 +10,7 @@ import numpy as np
 from .activations import ReLU
 from .conv import MaxPool2D
 from .errors import ConfigError
-from .layers import Layer, Shape, layer_from_config
+from .layers import Layer, Shape, layer_from_config, register
 from .losses import Loss
 from .optimizers import Optimizer, Param
 
@@ -159,12 +159,15 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def backward(self, dy: np.ndarray) -> None:
-        """Back-propagate dL/doutput through the last forward pass, filling every grads."""
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Back-propagate dL/doutput through the last forward pass, filling every grads.
+
+        Returns dL/dinput if the first layer computes it (see ``needs_input_grad``)."""
         for layer in reversed(self._plan):
             dy = layer.backward(dy)
             if dy is None:
-                break
+                return None
+        return dy
 
     def infer(self, x: np.ndarray, chunk_rows: int = INFER_CHUNK_ROWS) -> np.ndarray:
         """Inference in the network's dtype, in chunks; row results never depend on the batch.
@@ -194,3 +197,97 @@ class Sequential:
         self.backward(grad)
         optimizer.step(self.parameters())
         return value
+
+
+@register
+class Average(Layer):
+    """The mean of several member networks' outputs: an ensemble as one layer.
+
+    ``members`` is a list of layer-config lists, one per member; each member sees the same
+    input. Members are usually trained separately and joined with ``ensemble``.
+    """
+
+    def __init__(self, members: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+        super().__init__()
+        if not isinstance(members, list | tuple) or len(members) < 1 or not all(
+                isinstance(m, list | tuple) and m for m in members):
+            raise ConfigError("Average needs a non-empty list of members, each a list of layers")
+        self.members = [Sequential([layer_from_config(c) for c in m]) for m in members]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": "Average", "members": [m.get_config()["layers"] for m in self.members]}
+
+    def __repr__(self) -> str:
+        return f"Average({len(self.members)} x {self.members[0].layers!r})"
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return self.output_shape or input_shape
+
+    def _create_params(self, rng: np.random.Generator, dtype: np.dtype, feeds_relu: bool) -> None:
+        shapes = set()
+        for m in self.members:
+            m.build(self.input_shape, seed=int(rng.integers(2**31)), dtype=dtype)
+            shapes.add(m.output_shape)
+        if len(shapes) != 1:
+            raise ConfigError(f"Average members disagree on their output shape: {sorted(shapes)}")
+        self.output_shape = shapes.pop()
+        members = [m.parameters() for m in self.members]
+        self.params = {f"{j}.{p.name}": p.value for j, ps in enumerate(members) for p in ps}
+        self.decayed = tuple(f"{j}.{p.name}" for j, ps in enumerate(members) for p in ps
+                             if p.decayed)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator,
+              dtype: np.dtype | type = np.float32, feeds_relu: bool = False) -> Shape:
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self._create_params(rng, np.dtype(dtype), feeds_relu)
+        # gradients live in the members' layers; share them instead of copying
+        self.grads = {f"{j}.{p.name}": p.grad for j, m in enumerate(self.members)
+                      for p in m.parameters()}
+        return self.output_shape
+
+    def count_params(self) -> int:
+        return sum(m.count_params() for m in self.members)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = self._buffer("y", (x.shape[0], *self.output_shape), x.dtype)
+        out.fill(0)
+        for m in self.members:
+            out += m.forward(x)
+        out *= x.dtype.type(1.0 / len(self.members))
+        return out
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        share = dy * dy.dtype.type(1.0 / len(self.members))
+        dx = None
+        for m in self.members:
+            if self.needs_input_grad:
+                for layer in m.layers:
+                    layer.needs_input_grad = True
+            d = m.backward(share.copy())
+            if self.needs_input_grad:
+                dx = np.array(d) if dx is None else dx + d
+        return dx
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        total = None
+        for m in self.members:
+            out = m.infer(x)  # infer copies x, so every member sees it unchanged
+            total = out if total is None else total + out
+        total *= total.dtype.type(1.0 / len(self.members))
+        return total
+
+
+def ensemble(networks: Sequence[Sequential]) -> Sequential:
+    """One network averaging the outputs of built networks of the same input shape
+    (their weights are copied)."""
+    nets = list(networks)
+    if not nets or any(not n.built for n in nets):
+        raise ConfigError("ensemble() needs built networks")
+    shape = nets[0].input_shape
+    if any(n.input_shape != shape for n in nets):
+        raise ConfigError("ensemble members must share the input shape")
+    joined = Sequential([Average([n.get_config()["layers"] for n in nets])], input_shape=shape)
+    joined.build(dtype=nets[0].dtype)
+    joined.set_weights({f"0.{j}.{k}": v for j, n in enumerate(nets)
+                        for k, v in n.get_weights().items()})
+    return joined

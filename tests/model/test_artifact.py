@@ -235,3 +235,19 @@ def test_output_size_must_match_the_labels(tmp_path):
 def test_regressor_round_trip(tmp_path):
     folder = make_regressor(tmp_path, seed=5)
     assert load_artifact(folder).manifest["training"]["seed"] == 5
+
+
+def test_ensemble_round_trip(tmp_path):
+    from model import Dense, Predictor, ReLU, Sequential, ensemble
+
+    members = [Sequential([Dense(6), ReLU(), Dense(1)], input_shape=(13,)).build(seed=s)
+               for s in range(3)]
+    joined = ensemble(members)
+    folder = save_artifact(tmp_path, "housing", joined, {
+        "task": "regression", "input": {}, "output": {}, "preprocessing": {},
+        "metrics": {}, "training": {}})
+    x = np.random.default_rng(0).random((7, 13), dtype=np.float32)
+    np.testing.assert_array_equal(Predictor.from_artifact(folder).predict(x),
+                                  joined.infer(x)[:, 0])
+    np.testing.assert_allclose(joined.infer(x), np.mean([m.infer(x) for m in members], axis=0),
+                               rtol=1e-6)

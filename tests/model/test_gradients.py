@@ -165,3 +165,14 @@ def test_whole_network_gradient_through_the_relu_maxpool_reordering():
         for idx in sample_indices(p.value, rng, 10):
             np.testing.assert_allclose(analytic[idx], numeric_grad(value, p.value, idx),
                                        rtol=1e-5, atol=1e-8, err_msg=p.name)
+
+
+def test_average_ensemble_layer():
+    from model import Average
+
+    rng = np.random.default_rng(11)
+    layer = Average([
+        [{"type": "Dense", "units": 4}, {"type": "Tanh"}, {"type": "Dense", "units": 2}],
+        [{"type": "Dense", "units": 3}, {"type": "Dense", "units": 2}]])
+    layer.build((5,), rng, F64)
+    check_layer(layer, rng.standard_normal((3, 5)), rng)
