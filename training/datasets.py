@@ -251,6 +251,22 @@ def load_digits(directory: PathLike) -> DigitsData:
     return DigitsData(train_images, train_labels, test_images, test_labels, files, sha256)
 
 
+def load_labelled_digits(directory: PathLike) -> tuple[np.ndarray, np.ndarray, str]:
+    """The labelled images to score in ``directory``: the t10k pair if present (a test set),
+    else the train pair. Returns (images (n, h, w) uint8, labels (n,) uint8, description)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(directory, "not a folder: expected IDX files (t10k-* or train-* pair)")
+    for prefix in ("t10k", "train"):
+        images_path = _find_idx(directory, _DIGIT_FILES[f"{prefix}-images"])
+        labels_path = _find_idx(directory, _DIGIT_FILES[f"{prefix}-labels"])
+        if images_path and labels_path:
+            images, labels = _read_pair(images_path, labels_path, {})
+            return images, labels, f"{images_path.name} + {labels_path.name}"
+    raise DataError(directory, "no labelled images: expected t10k-images-idx3-ubyte[.gz] with "
+                               "t10k-labels-idx1-ubyte[.gz], or the train-* pair")
+
+
 # ----------------------------------------------------------------------------------------------
 # Boston housing: whitespace `housing.data` (14 numbers a line) or a CSV with a header
 # ----------------------------------------------------------------------------------------------

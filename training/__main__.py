@@ -1,0 +1,166 @@
+"""Command line of the trainer: ``python -m training {housing,mnist,evaluate} ...``.
+
+Exit codes: 0 success, 2 bad arguments or bad input files (data, artifact), 1 other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from model import ArtifactError, InputError
+
+from .errors import DataError
+from .run import TrainOptions, command_line
+
+EXAMPLES = """examples:
+  python -m training housing --data data/housing/housing.data --out artifacts
+  python -m training mnist --data data/mnist-train-10k --out artifacts
+  python -m training mnist --data ~/mnist --arch mlp --no-augment --epochs 10
+  python -m training evaluate --model artifacts/mnist/1 --data ../shared/data/mnist
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _float_in(low: float, high: float, *, low_open: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        ok = (value > low if low_open else value >= low) and value < high
+        if not ok:
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}), got {text}")
+        return value
+    return parse
+
+
+def _add_training_options(p: argparse.ArgumentParser, data_help: str) -> None:
+    p.add_argument("--data", type=Path, required=True, help=data_help)
+    p.add_argument("--out", type=Path, default=Path("artifacts"),
+                   help="artifacts root; the model is written to OUT/<name>/<next version>/ "
+                        "(default: artifacts)")
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, initialisation, "
+                   "shuffling and augmentation (default: 0)")
+    p.add_argument("--epochs", type=_positive_int, help="maximum number of epochs")
+    p.add_argument("--batch-size", type=_positive_int, help="mini-batch size")
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "rmsprop", "adam"])
+    p.add_argument("--lr", type=_float_in(0, 10, low_open=True), help="learning rate")
+    p.add_argument("--weight-decay", type=_float_in(0, 1, low_open=False),
+                   help="L2 weight decay on kernels")
+    p.add_argument("--patience", type=_non_negative_int,
+                   help="stop after this many epochs without validation improvement and keep "
+                        "the best epoch (0: never stop early, keep the last epoch)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: only on a terminal)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description="Train the housing regressor and the MNIST "
+        "classifier, and evaluate saved models.", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    housing = sub.add_parser(
+        "housing", help="train the Boston-housing price regressor",
+        description="Train an ensemble of small MLPs on quantile-transformed features with a "
+        "log-price target. Protocol: the first 80%% of rows (file order) train, a seeded 15%% "
+        "slice of them validates, the last 20%% is the test set. Prints the metrics as JSON.")
+    _add_training_options(housing, "housing.data (14 numbers a line) or a CSV whose header "
+                                   "names the 13 features and MEDV")
+    housing.add_argument("--members", type=_positive_int,
+                         help="networks in the ensemble (default: 8)")
+
+    mnist = sub.add_parser(
+        "mnist", help="train the MNIST digit classifier",
+        description="Train a digit classifier on IDX files. With t10k-* files in the folder "
+        "they are the test set; otherwise a seeded 10%% slice of the training files is. A "
+        "seeded 5%% slice of the rest validates. Prints the metrics as JSON.")
+    _add_training_options(mnist, "folder with train-images-idx3-ubyte[.gz] and "
+                                 "train-labels-idx1-ubyte[.gz] (optionally the t10k-* pair)")
+    mnist.add_argument("--arch", choices=["mlp", "cnn"], default="cnn",
+                       help="cnn (default): 3 conv blocks; mlp: 784-512-10")
+    mnist.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="random shifts, rotations, scaling and elastic distortion of "
+                            "training digits (default: on)")
+
+    ev = sub.add_parser(
+        "evaluate", help="score a saved model on labelled data",
+        description="Print one JSON object of metrics of a saved model on the whole of the "
+        "given data: rmse, mae, n for housing; accuracy, loss, n, confusion for mnist "
+        "(confusion rows are true labels).")
+    ev.add_argument("--model", type=Path, required=True,
+                    help="artifact folder, e.g. artifacts/mnist/1")
+    ev.add_argument("--data", type=Path, required=True,
+                    help="housing file, or folder of IDX files (its t10k pair if present, "
+                         "else its train pair)")
+    return parser
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Carry out the parsed command and return what to print."""
+    if args.command == "evaluate":
+        from .evaluate import evaluate
+
+        return evaluate(args.model, args.data)
+    options = TrainOptions(data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
+                           batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                           weight_decay=args.weight_decay, patience=args.patience,
+                           progress=args.progress, command=command_line(argv))
+    if args.command == "housing":
+        from .housing import train
+
+        result = train(options, members=args.members)
+    else:
+        from .mnist import train
+
+        result = train(options, arch=args.arch, augment=args.augment)
+    summary = {name: {k: v for k, v in m.items() if k != "confusion"}
+               for name, m in result.metrics.items()}
+    return {"artifact": str(result.path), **summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        print(json.dumps(run(args, argv), indent=2))
+    except (DataError, ArtifactError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was saved", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or the environment: say what, keep the details
+        traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
