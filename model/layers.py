@@ -26,11 +26,6 @@ from .errors import ConfigError
 
 Shape = tuple[int, ...]
 
-#: Rows per GEMM call on the inference path. OpenBLAS picks kernels by matrix size, so the
-#: bits of a row's result depend on how many rows share the call; fixed 8-row blocks make
-#: them the same whatever the batch (checked by tests/model/test_determinism.py).
-ROW_BLOCK = 8
-
 LAYER_TYPES: dict[str, type[Layer]] = {}
 
 
@@ -58,17 +53,17 @@ def layer_from_config(config: Mapping[str, Any]) -> Layer:
 
 
 def deterministic_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``x @ w`` for x of shape (n, k), computed in blocks of ROW_BLOCK rows.
+    """``x @ w`` for x of shape (n, k), as one matrix-vector product per row.
 
-    Each block is a separate GEMM of the same size, so row i of the result is bitwise the
-    same whether x holds 1 row or 10,000. Costs up to 2x a single GEMM on large batches.
+    OpenBLAS chooses GEMM kernels and thread splits by matrix size, so in a plain GEMM the
+    bits of a row's result depend on the batch it came in and on the thread count. NumPy
+    runs a stacked (n, 1, k) matmul as n GEMV calls in C: every row then gets the same bits
+    alone or in any batch, with one BLAS thread or two (tests/model/test_predictor.py), and
+    a single row, the commonest request a server sees, costs one GEMV (784x512: 40 us,
+    against 190 us for an 8-row GEMM, which repacks the weights on every call).
     """
     n, k = x.shape
-    pad = (-n) % ROW_BLOCK
-    if pad:
-        x = np.concatenate([x, np.zeros((pad, k), dtype=x.dtype)])
-    out = np.matmul(x.reshape(-1, ROW_BLOCK, k), w).reshape(n + pad, w.shape[1])
-    return out[:n] if pad else out
+    return np.matmul(x.reshape(n, 1, k), w).reshape(n, w.shape[1])
 
 
 def check_positive_int(value: Any, what: str) -> int:

@@ -121,3 +121,43 @@ def test_predict_is_thread_safe(classifier):
     assert len(results) == 20
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+THREAD_PROBE = """
+import hashlib, sys
+import numpy as np
+from model import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape, Sequential
+mlp = [Flatten(), Dense(512), ReLU(), Dense(10)]
+cnn = [Reshape([28, 28, 1]), Conv2D(32, 3, padding="same"), ReLU(), MaxPool2D(2),
+       Conv2D(64, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(128, 3, padding="same"),
+       ReLU(), MaxPool2D(2), Dropout(0.25), Flatten(), Dense(128), ReLU(), Dense(10)]
+x = np.random.default_rng(0).random((40, 28, 28), dtype=np.float32)
+for layers in (mlp, cnn):
+    net = Sequential(layers, input_shape=(28, 28)).build(seed=1)
+    print(hashlib.sha256(net.infer(x).tobytes()).hexdigest())
+"""
+
+
+def test_blas_thread_count():
+    """Dense layers give the same bits with one BLAS thread or two (GEMV per row).
+
+    A convolution's per-image GEMM may not (OpenBLAS splits large GEMMs between threads),
+    which is why every serving path runs inference with one BLAS thread; the bits are
+    then the same in every process.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for threads in ("1", "1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
+               "PYTHONPATH": str(root)}
+        run = subprocess.run([sys.executable, "-c", THREAD_PROBE], env=env, cwd=root,
+                             capture_output=True, text=True, timeout=120, check=True)
+        outputs.append(run.stdout)
+    mlp, cnn = zip(*(out.split() for out in outputs), strict=True)
+    assert mlp[0] == mlp[1] == mlp[2]
+    assert cnn[0] == cnn[1]  # two processes, one thread each: the same bits
