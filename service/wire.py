@@ -1,0 +1,35 @@
+"""Request bodies on the wire: content-type and content-encoding rules, reading the bytes.
+
+Accepted: ``application/json`` (any parameters), any ``application/*+json``, and a missing
+Content-Type (tritonclient and many scripts send none). For V2 binary tensor data
+(``Inference-Header-Content-Length``) also ``application/octet-stream``. Anything else,
+including curl's default ``application/x-www-form-urlencoded``, is a 415 that says what to
+send. Compressed bodies are refused (415) rather than misread.
+"""
+
+from __future__ import annotations
+
+from flask import request
+
+from .errors import UnsupportedMediaType
+
+_HINT = ("send the body as JSON with 'Content-Type: application/json' "
+         "(curl: --json @file or -H 'Content-Type: application/json')")
+
+
+def read_body(binary_ok: bool = False) -> bytes:
+    """The raw body after the content-type checks; 413 comes from Flask's size limit."""
+    headers = request.headers
+    ctype = headers.get("Content-Type")
+    if ctype:
+        mime = ctype.split(";", 1)[0].strip().lower()
+        if not (mime == "application/json" or (mime.startswith("application/")
+                                                 and mime.endswith("+json"))
+                or (binary_ok and mime == "application/octet-stream")):
+            raise UnsupportedMediaType(f"Content-Type {mime!r} is not supported; {_HINT}",
+                                       {"content_type": mime})
+    encoding = headers.get("Content-Encoding")
+    if encoding and encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send "
+                                   "the body uncompressed", {"content_encoding": encoding})
+    return request.get_data(cache=False)
