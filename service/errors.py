@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from model import InputError
@@ -153,7 +153,7 @@ def handle(exc: Exception) -> Response:
     if isinstance(exc, InputError):
         return json_error(status, exc.message, {"instances": {str(k): v for k, v in
                                                               exc.details.items()}})
-    request_id = getattr(g, "request_id", None)
+    request_id = request.environ.get("service.request_id")
     log.error("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
     return json_error(status, "internal error; the server log has the details",
                       {"request_id": request_id})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, request
 
 from . import codec
 from .dataplane import DataPlane, Prediction
@@ -67,16 +67,17 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
     @bp.post("/v1/models/<model:name>/versions/<version:version>:predict")
     def predict(name: str, version: str | None = None) -> Response:
         mv = dataplane.version(name, version)
-        g.model, g.version = name, str(mv.version)
+        labels = request.environ["service.labels"]
+        labels[0], labels[1] = name, str(mv.version)
         body = read_body()
         obj = codec.loads(body)
         req = codec.load_envelope(schema, obj)
         instances = req["instances"]
-        g.n_instances = len(instances)
+        labels[2] = len(instances)
         check = codec.may_hold_booleans(
             body, {k: v for k, v in obj.items() if k != "instances"})
         x = codec.instances_to_batch(mv.predictor, mv.signature, instances, check)
         pred = dataplane.predict(mv, x)
-        return json_response({"predictions": predictions(pred), "model_version": g.version})
+        return json_response({"predictions": predictions(pred), "model_version": labels[1]})
 
     return bp

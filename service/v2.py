@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from . import codec
 from .dataplane import DataPlane, Prediction
@@ -198,7 +198,8 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
     @bp.post("/v2/models/<model:name>/versions/<version:version>/infer")
     def infer(name: str, version: str | None = None) -> Response:
         mv = dataplane.version(name, version)
-        g.model, g.version = name, str(mv.version)
+        labels = request.environ["service.labels"]
+        labels[0], labels[1] = name, str(mv.version)
         body = read_body(binary_ok=HEADER_LENGTH in request.headers)
         header, tail = _split_body(body)
         obj = codec.loads(header)
@@ -213,7 +214,7 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
             {k: v for k, v in t.items() if k != "data"} for t in obj["inputs"]]})
         x = codec.tensor_to_batch(mv.predictor, mv.signature, req["inputs"][0], 0, chunks[0],
                                   check, max_instances)
-        g.n_instances = len(x)
+        labels[2] = len(x)
         return infer_response(mv, req, dataplane.predict(mv, x))
 
     return bp
