@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from threadpoolctl import threadpool_limits
 from werkzeug.routing import BaseConverter
 
@@ -80,6 +80,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                               settings.max_instances))
     register_error_handlers(app)
     app.wsgi_app = RequestObserver(app.wsgi_app, service.metrics, AccessLog())
+
+    @app.url_value_preprocessor
+    def record_endpoint(endpoint: str | None, values: Any) -> None:
+        if endpoint:
+            request.environ["service.labels"][3] = endpoint
     log.info("service started", extra={"fields": {
         "artifacts_dir": str(settings.artifacts_dir),
         "models": {n: (m.latest.version if m.latest else None)
@@ -106,7 +111,8 @@ class RequestObserver:
         if not (rid and _REQUEST_ID.fullmatch(rid)):
             rid = os.urandom(16).hex()
         environ["service.request_id"] = rid
-        labels = environ["service.labels"] = ["", "", 0]  # model, version, n_instances
+        # model, version, n_instances (set by views), endpoint (set once routing matched)
+        labels = environ["service.labels"] = ["", "", 0, "unmatched"]
         statuses: list[str] = []
 
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -117,10 +123,7 @@ class RequestObserver:
         result = self.app(environ, respond)
         seconds = time.perf_counter() - t0
         status = int(statuses[-1][:3]) if statuses else 500
-        req = environ.get("werkzeug.request")
-        rule = getattr(req, "url_rule", None)
-        endpoint = rule.endpoint if rule is not None else "unmatched"
-        model, version, n = labels
+        model, version, n, endpoint = labels
         if status >= 400:
             n = 0
         self.metrics.observe(endpoint, model, version, status, seconds, n)
