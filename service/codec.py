@@ -210,7 +210,21 @@ def _invalid(details: dict[str, Any], total: int, n: int,
 # -- values ----------------------------------------------------------------------------------
 def _checked(predictor: Predictor, sig: Signature, arr: np.ndarray,
              path: tuple[str, ...]) -> np.ndarray:
-    """Finiteness and range checks (the Predictor's own), then float32 (n, *input_shape)."""
+    """Finiteness and range checks, then float32 (n, *input_shape).
+
+    Fast path: the batch's float32 min and max are finite (NaN propagates through both) and
+    inside the model's range - exactly when ``Predictor.find_problems`` finds nothing, in
+    three NumPy calls instead of a dozen. Otherwise ``find_problems`` decides and names
+    the bad rows, so the service and the batch scorer reject the same inputs.
+    """
+    n = arr.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = arr.reshape(n, sig.input_size).astype(np.float32)
+    low, high = rows.min(), rows.max()
+    rng = sig.value_range
+    if np.isfinite(low) and np.isfinite(high) and (
+            rng is None or (low >= rng[0] and high <= rng[1])):
+        return rows.reshape(n, *sig.input_shape)
     rows, problems = predictor.find_problems(arr)
     if problems:
         flat = arr.reshape(len(rows), -1)
