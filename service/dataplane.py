@@ -50,7 +50,8 @@ class DataPlane:
         if not any(m.ready for m in models.values()):
             raise NotReady(
                 "no model is ready" + ("" if models else
-                                       f": no models under {self.registry.root}/"),
+                                       f": no models under {self.registry.root}/ (train "
+                                       "one, or set SERVICE_ARTIFACTS_DIR)"),
                 {"models": {name: m.reason for name, m in models.items()}})
 
     def models(self) -> list[Model]:

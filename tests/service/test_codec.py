@@ -52,3 +52,22 @@ def test_integers_beyond_int64_and_floats_convert(predictors):
     sig = signature_of(p)
     out = instances_to_batch(p, sig, [[2**63] + [1.5] * 12], check_booleans=False)
     assert out.dtype == np.float32 and out.shape == (1, 13)
+
+
+@pytest.mark.parametrize("body,expected", [
+    (b'{"instances": [[1, 2, 3]]}', False),
+    (b'{"instances": [[1, true, 3]]}', True),
+    (b'{"instances": [[1,false]]}', True),
+    (b'{"instances": [[null, 1]]}', False),
+    (b'{"signature_name": "serving_default", "instances": [[1e-5, 2]]}', False),
+    (b'{"inputs": [{"name": "x", "data": [1, 2]}], "parameters": {"p": true}}', False),
+])
+def test_boolean_scan_cases(body, expected):
+    import orjson
+    obj = orjson.loads(body)
+    if "inputs" in obj:
+        envelope = {**obj, "inputs": [{k: v for k, v in t.items() if k != "data"}
+                                      for t in obj["inputs"]]}
+    else:
+        envelope = {k: v for k, v in obj.items() if k != "instances"}
+    assert may_hold_booleans(body, envelope) is expected
