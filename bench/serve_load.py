@@ -44,6 +44,7 @@ CONFIGS = [
     ("row_c8", "mnist", 1, 8),
     ("batch256", "mnist", 256, 4),
     ("housing_c8", "housing", 1, 8),
+    ("v2_row_c8", "mnist-v2", 1, 8),
 ]
 
 
@@ -67,6 +68,11 @@ def write_bodies(folder: Path) -> dict[tuple[str, int], Path]:
         path = folder / f"{model}-{rows}.json"
         path.write_text(json.dumps({"instances": np.round(x, 4).tolist()}))
         bodies[(model, rows)] = path
+    path = folder / "mnist-v2-1.json"
+    path.write_text(json.dumps({"inputs": [{"name": "images", "shape": [1, 784],
+                                            "datatype": "FP32",
+                                            "data": random_images(1).ravel().tolist()}]}))
+    bodies[("mnist-v2", 1)] = path
     return bodies
 
 
@@ -142,13 +148,20 @@ def measure(name: str, server: Gunicorn, path_of: dict[str, str],
 
 def table(all_results: dict[str, dict[str, dict]]) -> str:
     lines = ["| server | 1 row, conc. 1 | 1 row, conc. 8 (p99) | 256-row batches (conc. 4) "
-             "| housing 1 row, conc. 8 (p99) |", "|---|---|---|---|---|"]
+             "| housing 1 row, conc. 8 (p99) | V2 JSON 1 row, conc. 8 (p99) |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(r: dict | None, rows: bool = False, p99: bool = False) -> str:
+        if r is None:
+            return "—"
+        text = f"{r['rows_per_s']:,.0f} rows/s" if rows else f"{r['rps']:,.0f} req/s"
+        return text + (f" ({r['p99_us'] / 1e3:.1f} ms)" if p99 else "")
+
     for name, r in all_results.items():
-        lines.append(
-            f"| {name} | {r['row_c1']['rps']:,.0f} req/s "
-            f"| {r['row_c8']['rps']:,.0f} req/s ({r['row_c8']['p99_us'] / 1e3:.1f} ms) "
-            f"| {r['batch256']['rows_per_s']:,.0f} rows/s "
-            f"| {r['housing_c8']['rps']:,.0f} req/s ({r['housing_c8']['p99_us'] / 1e3:.1f} ms) |")
+        lines.append(f"| {name} | {cell(r.get('row_c1'))} | {cell(r.get('row_c8'), p99=True)} "
+                     f"| {cell(r.get('batch256'), rows=True)} "
+                     f"| {cell(r.get('housing_c8'), p99=True)} "
+                     f"| {cell(r.get('v2_row_c8'), p99=True)} |")
     return "\n".join(lines)
 
 
@@ -174,8 +187,9 @@ def main() -> int:
         # (table row, gunicorn arguments, environment, {model: URL path}); the baseline
         # serves one artifact per server, so it runs once per model.
         runs = [
-            ("ours (validated, V1)", *ours, {"mnist": "/v1/models/mnist:predict",
-                                             "housing": "/v1/models/housing:predict"}),
+            ("ours (validated)", *ours, {"mnist": "/v1/models/mnist:predict",
+                                         "housing": "/v1/models/housing:predict",
+                                         "mnist-v2": "/v2/models/mnist/infer"}),
             ("minimal Flask baseline", baseline,
              {"BASELINE_ARTIFACT": str(artifacts / "mnist" / "1")},
              {"mnist": "/v1/models/mnist:predict"}),

@@ -125,6 +125,8 @@ def _from_werkzeug(exc: HTTPException) -> ServiceError:
 def _drain_body() -> None:
     """Read and drop a rejected body (bounded) so the client sees our answer, not a reset."""
     length = request.content_length
+    if length is None and request.environ.get("wsgi.input_terminated"):
+        length = _DRAIN_LIMIT  # chunked: read to its end, if it ends soon enough
     if not length or length > _DRAIN_LIMIT:
         return
     stream = request.environ.get("wsgi.input")

@@ -9,6 +9,8 @@ send. Compressed bodies are refused (415) rather than misread.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -42,4 +44,22 @@ def read_body(binary_ok: bool = False) -> bytes:
         if limit is not None and int(length) > limit:
             raise RequestEntityTooLarge()
         return environ["wsgi.input"].read(int(length))
-    return request.get_data(cache=False)  # chunked: Werkzeug enforces the limit
+    return _read_chunked(environ["wsgi.input"], request.max_content_length)
+
+
+def _read_chunked(stream: Any, limit: int | None) -> bytes:
+    """A body without Content-Length (chunked), refused once it passes ``limit`` bytes.
+
+    Werkzeug applies MAX_CONTENT_LENGTH only to a declared Content-Length, so a chunked
+    body would otherwise be read whole, however large.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if limit is not None and total > limit:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)

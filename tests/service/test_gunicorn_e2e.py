@@ -222,6 +222,20 @@ def test_oversized_body_gets_413_over_http(server):
     assert resp.status_code == 413 and "limit" in resp.json()["error"]
 
 
+def test_oversized_chunked_body_gets_413(server):
+    def chunks():
+        for _ in range(24):  # 1.5 MiB, no Content-Length
+            yield b"[" + b"1," * 32767 + b"1]"
+
+    resp = requests.post(server.url + "/v1/models/mnist:predict", data=chunks(),
+                         headers={"Content-Type": "application/json"}, timeout=20)
+    assert resp.status_code == 413
+    small = orjson.dumps({"instances": random_images(1).tolist()})
+    resp = requests.post(server.url + "/v1/models/mnist:predict", data=iter([small]),
+                         headers={"Content-Type": "application/json"}, timeout=20)
+    assert resp.status_code == 200, resp.text
+
+
 def test_bad_requests_never_get_5xx(server):
     rng = random.Random(1234)
     good_v1 = orjson.dumps({"instances": random_images(2).tolist()})
