@@ -266,3 +266,10 @@ def test_wrong_method_is_405_with_allow(client, method, url, allowed):
     resp = getattr(client, method)(url)
     assert_error(resp, 405)
     assert allowed in resp.headers["Allow"]
+
+
+def test_mixed_layouts_in_one_request_are_400(client):
+    image = random_images(1)[0]
+    err = assert_error(post(client, "mnist", {"instances": [image.reshape(784).tolist(),
+                                                          image.tolist()]}), 400)
+    assert "same layout" in err["error"]
