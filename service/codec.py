@@ -1,10 +1,10 @@
 """JSON bytes <-> NumPy: parse with orjson, check structure, convert numbers in one NumPy call.
 
 The fast path does no per-number Python work: ``np.asarray`` converts a whole batch and its
-dtype and shape tell whether every value was a number of the right layout; ``Predictor``
-``find_problems`` then checks finiteness and ranges vectorised (the batch scorer uses the same
-checks). Only when something is wrong do the slow ``_locate_*`` helpers walk the values to
-point at the offending instance and position.
+dtype and shape tell whether every value was a number of the right layout; the float32 min
+and max then settle finiteness and range. Only when something is wrong do the slow paths
+run: ``_locate_*`` walk the values to point at the offending instance and position, and
+``Predictor.find_problems`` (the batch scorer's check) decides and words value problems.
 
 Floats are answered as float32 values written by orjson in their shortest form that reads
 back as the same float32 (e.g. 0.1, not 0.10000000149011612).
@@ -134,7 +134,8 @@ def _named_to_rows(sig: Signature, instances: list[Any]) -> list[Any]:
     """Objects keyed by feature name become rows in manifest order; lists pass through."""
     features = sig.features or ()
     wanted = set(features)
-    pick = operator.itemgetter(*features)
+    pick = operator.itemgetter(*features) if len(features) > 1 \
+        else (lambda d: (d[features[0]],))
     rows: list[Any] = []
     for inst in instances:
         if type(inst) is dict:

@@ -28,8 +28,12 @@ class AccessLog:
     """
 
     def __init__(self, fd: int | None = None) -> None:
-        self.fd = sys.stdout.fileno() if fd is None else fd
-        self.pid = os.getpid()
+        if fd is None:
+            try:
+                fd = sys.stdout.fileno()
+            except (AttributeError, OSError, ValueError):  # stdout replaced (e.g. captured)
+                fd = 1
+        self.fd = fd
 
     @property
     def enabled(self) -> bool:

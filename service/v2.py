@@ -113,23 +113,18 @@ def _binary_inputs(req: dict[str, Any], tail: bytes) -> list[bytes | None]:
     return chunks
 
 
-def _outputs(mv: ModelVersion, pred: Prediction) -> dict[str, tuple[str, np.ndarray]]:
-    """{name: (datatype, array)} of everything the model returns."""
-    sig = mv.signature
-    if pred.values is not None:
-        return {sig.output_name: ("FP32", pred.values)}
-    return {"probabilities": ("FP32", pred.probabilities), "label": ("INT64", pred.labels)}
+def requested_outputs(mv: ModelVersion, req: dict[str, Any]) -> list[tuple[str, bool]]:
+    """[(output name, as binary data)] the answer must carry; 400 for anything unknown.
 
-
-def infer_response(mv: ModelVersion, req: dict[str, Any], pred: Prediction) -> Response:
+    Checked before predicting, so a bad request costs no forward pass.
+    """
     params = req.get("parameters") or {}
     binary_default = _flag(params, "binary_data_output", {})
-    available = _outputs(mv, pred)
+    available = mv.signature.output_names
     wanted = req.get("outputs")
     if wanted is None:
-        wanted = [{"name": name} for name in available]
-    outputs: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+        return [(name, binary_default) for name in available]
+    plan = []
     for i, out in enumerate(wanted):
         where = {"outputs": str(i)}
         if out["name"] not in available:
@@ -140,8 +135,26 @@ def infer_response(mv: ModelVersion, req: dict[str, Any], pred: Prediction) -> R
         _unsupported(oparams, OUTPUT_PARAMETERS, where, f"output {out['name']!r}")
         binary = _flag(oparams, "binary_data", where) if "binary_data" in oparams \
             else binary_default
-        datatype, arr = available[out["name"]]
-        tensor: dict[str, Any] = {"name": out["name"], "datatype": datatype,
+        plan.append((out["name"], binary))
+    return plan
+
+
+def _output_arrays(mv: ModelVersion, pred: Prediction) -> dict[str, tuple[str, np.ndarray]]:
+    """{name: (datatype, array)} of everything the model returns."""
+    if pred.values is not None:
+        return {mv.signature.output_name: ("FP32", pred.values)}
+    return {"probabilities": ("FP32", pred.probabilities), "label": ("INT64", pred.labels)}
+
+
+def infer_response(mv: ModelVersion, req: dict[str, Any], plan: list[tuple[str, bool]],
+                   pred: Prediction) -> Response:
+    """The V2 answer: JSON, or a JSON header plus binary tensor data when asked for."""
+    arrays = _output_arrays(mv, pred)
+    outputs: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for name, binary in plan:
+        datatype, arr = arrays[name]
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype,
                                   "shape": list(arr.shape)}
         if binary:
             raw = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
@@ -210,11 +223,12 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
             raise InvalidRequest(
                 f"this model takes exactly one input, {mv.signature.input_name!r}; got "
                 f"{len(req['inputs'])}", {"inputs": ["Expected one input."]})
+        plan = requested_outputs(mv, req)
         check = codec.may_hold_booleans(header, {**obj, "inputs": [
             {k: v for k, v in t.items() if k != "data"} for t in obj["inputs"]]})
         x = codec.tensor_to_batch(mv.predictor, mv.signature, req["inputs"][0], 0, chunks[0],
                                   check, max_instances)
         labels[2] = len(x)
-        return infer_response(mv, req, dataplane.predict(mv, x))
+        return infer_response(mv, req, plan, dataplane.predict(mv, x))
 
     return bp
