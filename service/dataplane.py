@@ -17,18 +17,13 @@ from .registry import Model, ModelVersion, Registry
 
 @dataclass(frozen=True)
 class Prediction:
-    """Outputs for a batch of n rows: ``values`` (n,) for regression; ``probabilities``
-    (n, classes) and ``labels`` (n,) int64 for classification. All float32 C-contiguous."""
+    """Outputs for a batch of n rows: ``values`` (n,) float32 for regression; ``probabilities``
+    (n, classes) float32 and ``labels`` (n,) int64 for classification; C-contiguous."""
 
     model: ModelVersion
     values: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     labels: np.ndarray | None = None
-
-    @property
-    def n(self) -> int:
-        out = self.values if self.values is not None else self.probabilities
-        return 0 if out is None else int(out.shape[0])
 
 
 class DataPlane:
