@@ -315,3 +315,13 @@ def test_rollout_under_load_drops_nothing(server):
         assert resp.json()["model_version"] == "2"
     np.testing.assert_array_equal(np.asarray(resp.json()["predictions"], np.float32),
                                   reference(new, rows))
+
+
+def test_bad_environment_stops_gunicorn_with_a_clear_message(tmp_path):
+    env = {**os.environ, "PORT": "eighty", "SERVICE_ARTIFACTS_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py",
+         "service.app:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60)
+    assert proc.returncode != 0
+    assert "PORT must be an integer, got 'eighty'" in proc.stderr
