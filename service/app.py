@@ -85,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def record_endpoint(endpoint: str | None, values: Any) -> None:
         if endpoint:
             request.environ["service.labels"][3] = endpoint
+
     log.info("service started", extra={"fields": {
         "artifacts_dir": str(settings.artifacts_dir),
         "models": {n: (m.latest.version if m.latest else None)
