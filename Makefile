@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint serve bench-train clean
+.PHONY: setup test lint serve bench-train bench-serve clean
 
 setup: $(STAMP)
 
@@ -21,12 +21,17 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
 serve: $(STAMP)
-	@echo "serving is not yet available: the service lands with issue 4"; exit 1
+	$(BIN)/python -m gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
 # Library training speed beside the reference implementations (see docs/BENCHMARKS.md).
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_speed.py
+
+# Serving load (wrk, loopback, bounded) beside the minimal Flask baseline; needs `wrk`.
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

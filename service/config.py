@@ -1,0 +1,124 @@
+"""Service settings from environment variables, with defaults and clear errors for bad values.
+
+Stdlib only: gunicorn.conf.py reads the same settings in the master process, before any
+worker imports NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app and gunicorn.conf.py read from the environment.
+
+    Field names are the keys ``create_app(config)`` accepts; ``ENV`` names the variables.
+    """
+
+    artifacts_dir: Path = Path("artifacts")
+    #: Largest request body accepted (413 beyond). 16 MiB holds ~1,500 MNIST rows as JSON.
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: Most instances (rows) in one request (400 beyond).
+    max_instances: int = 1024
+    log_level: str = "INFO"
+    #: Seconds between checks of the artifacts folder for new, changed or removed versions;
+    #: 0 turns polling off (then only a restart or gunicorn HUP picks up new versions).
+    reload_interval: float = 2.0
+    #: BLAS threads per worker. 1 keeps results bitwise reproducible and suits one
+    #: single-threaded worker per core.
+    blas_threads: int = 1
+    port: int = 8000
+    #: gunicorn workers; 0 means one per CPU core.
+    workers: int = 0
+
+    ENV = {
+        "artifacts_dir": "SERVICE_ARTIFACTS_DIR",
+        "max_body_bytes": "SERVICE_MAX_BODY_BYTES",
+        "max_instances": "SERVICE_MAX_INSTANCES",
+        "log_level": "SERVICE_LOG_LEVEL",
+        "reload_interval": "SERVICE_RELOAD_INTERVAL",
+        "blas_threads": "SERVICE_BLAS_THREADS",
+        "port": "PORT",
+        "workers": "WEB_CONCURRENCY",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> Settings:
+        """Settings from ``env`` (default os.environ), then ``overrides`` by field name."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, var in cls.ENV.items():
+            if env.get(var, "").strip():
+                values[name] = _PARSERS[name](env[var].strip(), var)
+        known = {f.name for f in fields(cls)}
+        for name, value in (overrides or {}).items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; known: {sorted(known)}")
+            values[name] = _PARSERS[name](value, name) if isinstance(value, str) else value
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that is out of range."""
+        def bad(name: str, want: str) -> ConfigError:
+            return ConfigError(f"{self.ENV[name]} must be {want}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
+            raise bad("max_body_bytes", "an integer >= 1024 (bytes)")
+        if not isinstance(self.max_instances, int) or self.max_instances < 1:
+            raise bad("max_instances", "a positive integer")
+        if self.log_level not in LOG_LEVELS:
+            raise bad("log_level", f"one of {', '.join(LOG_LEVELS)}")
+        if not isinstance(self.reload_interval, int | float) or not (
+                0 <= self.reload_interval <= 86400):
+            raise bad("reload_interval", "a number of seconds between 0 and 86400")
+        if not isinstance(self.blas_threads, int) or not 1 <= self.blas_threads <= 256:
+            raise bad("blas_threads", "an integer between 1 and 256")
+        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise bad("port", "a TCP port number (1-65535)")
+        if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
+            raise bad("workers", "an integer between 0 (one per core) and 256")
+
+    @property
+    def worker_count(self) -> int:
+        """gunicorn workers to start: ``workers`` or, if 0, one per CPU core."""
+        return self.workers or os.cpu_count() or 1
+
+
+def _int(value: str, var: str) -> int:
+    try:
+        return int(value.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{var} must be an integer, got {value!r}") from None
+
+
+def _float(value: str, var: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{var} must be a number, got {value!r}") from None
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "artifacts_dir": lambda v, var: Path(v),
+    "max_body_bytes": _int,
+    "max_instances": _int,
+    "log_level": lambda v, var: v.upper(),
+    "reload_interval": _float,
+    "blas_threads": _int,
+    "port": _int,
+    "workers": _int,
+}

@@ -1,0 +1,83 @@
+"""KServe V1 / TensorFlow Serving REST routes: thin wrappers over codec and DataPlane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from . import codec
+from .dataplane import DataPlane, Prediction
+from .registry import Model
+from .schemas import V1PredictRequest
+from .wire import read_body
+
+
+def json_response(obj: Any) -> Response:
+    return Response(codec.dumps(obj), mimetype="application/json")
+
+
+def model_status(model: Model) -> dict[str, Any]:
+    """``{"name", "ready", "version", "versions", "model_version_status"}`` of a model."""
+    latest = model.latest
+    out: dict[str, Any] = {"name": model.name, "ready": latest is not None}
+    if latest is not None:
+        out["version"] = str(latest.version)
+    out["versions"] = [{"version": str(v), "ready": mv.ready,
+                        **({} if mv.ready else {"reason": mv.error})}
+                       for v, mv in model.versions.items()]
+    out["model_version_status"] = [
+        {"version": str(v), "state": "AVAILABLE" if mv.ready else "END",
+         "status": {"error_code": "OK" if mv.ready else "UNAVAILABLE",
+                    "error_message": mv.error or ""}}
+        for v, mv in model.versions.items()]
+    return out
+
+
+def predictions(pred: Prediction) -> Any:
+    """V1 ``predictions``: numbers (regression) or {"label", "probabilities"} objects."""
+    if pred.values is not None:
+        return pred.values
+    probs = pred.probabilities
+    return [{"label": label, "probabilities": probs[i]}
+            for i, label in enumerate(pred.labels.tolist())]
+
+
+def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
+    """The V1 routes over ``dataplane``."""
+    bp = Blueprint("v1", __name__)
+    schema = V1PredictRequest(max_instances=max_instances)
+
+    @bp.get("/v1/models")
+    def list_models() -> Response:
+        return json_response({"models": [model_status(m) for m in dataplane.models()]})
+
+    @bp.get("/v1/models/<model:name>")
+    def status(name: str) -> Response:
+        model = dataplane.model(name)
+        dataplane.version(name)  # NotReady (503) when no version serves
+        return json_response(model_status(model))
+
+    @bp.get("/v1/models/<model:name>/versions/<version:version>")
+    def version_status(name: str, version: str) -> Response:
+        mv = dataplane.version(name, version)
+        return json_response({"name": name, "ready": True, "version": str(mv.version)})
+
+    @bp.post("/v1/models/<model:name>:predict")
+    @bp.post("/v1/models/<model:name>/versions/<version:version>:predict")
+    def predict(name: str, version: str | None = None) -> Response:
+        mv = dataplane.version(name, version)
+        labels = request.environ["service.labels"]
+        labels[0], labels[1] = name, str(mv.version)
+        body = read_body()
+        obj = codec.loads(body)
+        req = codec.load_envelope(schema, obj)
+        instances = req["instances"]
+        labels[2] = len(instances)
+        check = codec.may_hold_booleans(
+            body, {k: v for k, v in obj.items() if k != "instances"})
+        x = codec.instances_to_batch(mv.predictor, mv.signature, instances, check)
+        pred = dataplane.predict(mv, x)
+        return json_response({"predictions": predictions(pred), "model_version": labels[1]})
+
+    return bp
