@@ -1,0 +1,211 @@
+"""Training speed of the NumPy library beside the reference implementations, in one run.
+
+Contenders run as fresh subprocesses, interleaved round by round (ours, the plain and tuned
+NumPy references, PyTorch), so machine noise hits all of them alike; the table reports
+medians over rounds. Training time covers the optimisation loop only (shuffle, batch
+gather, forward, backward, update), test accuracy is measured with the clock stopped:
+the same protocol as ../shared/bench.
+
+    python bench/train_speed.py --model mlp cnn --rounds 3 \
+        --torch-python /tmp/torch-venv/bin/python
+
+The PyTorch side needs a separate venv with `pip install torch==2.13.0` (never a project
+dependency). References are read from ../shared/bench (never copied into this repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+
+# -- our contender (runs in a subprocess: --worker) -------------------------------------
+def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from training.datasets import read_idx
+
+    train = SHARED / "data" / "mnist-train-10k"
+    if not train.is_dir():
+        train = ROOT / "data" / "mnist-train-10k"
+    test = SHARED / "data" / "mnist"
+    return (read_idx(train / "train-images-idx3-ubyte.gz"),
+            read_idx(train / "train-labels-idx1-ubyte.gz"),
+            read_idx(test / "t10k-images-idx3-ubyte.gz"),
+            read_idx(test / "t10k-labels-idx1-ubyte.gz"))
+
+
+def build(model: str, seed: int):
+    """The reference recipes: Keras MLP (glorot, RMSprop) and the Keras-example CNN (Adam)."""
+    from model import (
+        Adam,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        MaxPool2D,
+        ReLU,
+        Reshape,
+        RMSprop,
+        Sequential,
+    )
+
+    if model == "mlp":
+        layers = [Flatten(), Dense(512, kernel_initializer="glorot_uniform"), ReLU(),
+                  Dense(10, kernel_initializer="glorot_uniform")]
+        opt = RMSprop(1e-3, rho=0.9, epsilon=1e-7)
+    else:
+        layers = [Reshape([28, 28, 1]), Conv2D(32, 3), ReLU(), Conv2D(64, 3), ReLU(),
+                  MaxPool2D(2), Dropout(0.25), Flatten(), Dense(128), ReLU(), Dropout(0.5),
+                  Dense(10)]
+        opt = Adam(1e-3)
+    return Sequential(layers, input_shape=(28, 28)).build(seed=seed), opt
+
+
+def wait_quiet(threshold: float = 0.05, window: float = 2.0, max_wait: float = 120.0) -> float:
+    """Wait until other processes use < threshold of the machine (or max_wait passes)."""
+    def busy() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = list(map(int, f.readline().split()[1:9]))
+        return sum(vals) - vals[3] - vals[4], sum(vals)
+
+    deadline = time.time() + max_wait
+    while True:
+        b0, t0 = busy()
+        own0 = os.times()
+        time.sleep(window)
+        b1, t1 = busy()
+        own1 = os.times()
+        hz = os.sysconf("SC_CLK_TCK")
+        own = (own1.user - own0.user + own1.system - own0.system) * hz
+        other = max(0.0, (b1 - b0) - own) / max(t1 - t0, 1)
+        if other < threshold or time.time() > deadline:
+            return other
+
+
+def worker(model: str, epochs: int, seed: int) -> dict:
+    """Train once with our library and return timing and accuracy."""
+    from model import SoftmaxCrossEntropy
+
+    xtr, ytr, xte, yte = _load_digits()
+    x = xtr.astype(np.float32) / np.float32(255.0)
+    xt = xte.astype(np.float32) / np.float32(255.0)
+    y = ytr.astype(np.int64)
+    # untimed warm-up on a throwaway network (allocations, BLAS threads)
+    warm, wopt = build(model, seed + 1000)
+    for _ in range(3):
+        warm.train_step(x[:128], y[:128], SoftmaxCrossEntropy(), wopt)
+    del warm, wopt
+    other = wait_quiet()
+    net, opt = build(model, seed)
+    loss = SoftmaxCrossEntropy()
+    rng = np.random.default_rng(seed)
+    batch = 128
+    xb = np.empty((batch, 28, 28), np.float32)
+    epoch_s, accs = [], []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            net.train_step(np.take(x, idx, axis=0, out=xb[:len(idx)]), y[idx], loss, opt)
+        epoch_s.append(time.perf_counter() - t0)
+        accs.append(float((net.infer(xt).argmax(axis=1) == yte).mean()))
+    train_s = sum(epoch_s)
+    return {"samples_per_s": epochs * len(x) / train_s, "train_s": train_s, "acc": accs[-1],
+            "epoch_s": epoch_s, "other_cpu_before": other}
+
+
+# -- the driver --------------------------------------------------------------------------
+def run_ours(model: str, epochs: int, seed: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", model, "--epochs",
+                          str(epochs), "--seed", str(seed)], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_reference(cmd: list[str], result_name: str) -> dict:
+    with tempfile.TemporaryDirectory() as results:
+        env = {**os.environ, "RESULTS_DIR": results, "SHARED_DATA": str(SHARED / "data")}
+        subprocess.run(cmd, check=True, capture_output=True, text=True, env=env,
+                       cwd=SHARED / "bench")
+        data = json.loads((Path(results) / f"{result_name}.json").read_text())
+    return {"samples_per_s": data["samples_per_s_median"], "train_s": data["train_s_median"],
+            "acc": data["acc_median"]}
+
+
+def contenders(model: str, epochs: int, torch_python: str | None) -> dict:
+    bench = SHARED / "bench"
+    runs = {"ours (model/)": lambda seed: run_ours(model, epochs, seed)}
+    if model == "mlp":
+        for variant in ("plain", "tuned"):
+            runs[f"NumPy reference, {variant}"] = lambda seed, v=variant: run_reference(
+                [sys.executable, str(bench / "numpy_mlp.py"), "--variant", v, "--epochs",
+                 str(epochs), "--seeds", str(seed)], f"numpy_mnist10k_mlp_{v}")
+    if torch_python:
+        runs["PyTorch 2.13 CPU"] = lambda seed: run_reference(
+            [torch_python, str(bench / "digits_torch.py"), "--data", "mnist10k", "--model",
+             model, "--epochs", str(epochs), "--seeds", str(seed)], f"torch_mnist10k_{model}")
+    return runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", nargs="+", choices=["mlp", "cnn"], default=["mlp", "cnn"])
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median)")
+    ap.add_argument("--epochs-mlp", type=int, default=5)
+    ap.add_argument("--epochs-cnn", type=int, default=2)
+    ap.add_argument("--torch-python", help="python of a venv with torch==2.13.0")
+    ap.add_argument("--json", type=Path, help="also write all runs to this file")
+    ap.add_argument("--worker", choices=["mlp", "cnn"], help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.epochs, args.seed)))
+        return
+    if not (SHARED / "bench").is_dir():
+        sys.exit(f"reference implementations not found in {SHARED / 'bench'}")
+    report: dict = {"machine": f"{platform.processor() or platform.machine()}, "
+                               f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+                               f"NumPy {np.__version__}",
+                    "command": " ".join(sys.argv), "runs": {}}
+    for model in args.model:
+        epochs = args.epochs_mlp if model == "mlp" else args.epochs_cnn
+        runs = contenders(model, epochs, args.torch_python)
+        results: dict[str, list[dict]] = {name: [] for name in runs}
+        names = list(runs)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
+                res = runs[name](r)
+                results[name].append(res)
+                print(f"[{model} round {r + 1}] {name}: {res['samples_per_s']:,.0f} samples/s, "
+                      f"acc {res['acc']:.4f}", file=sys.stderr, flush=True)
+        report["runs"][model] = results
+        print(f"\n{model.upper()}, {epochs} epochs on 10,000 MNIST digits, batch 128, "
+              f"median of {args.rounds} interleaved rounds\n")
+        print("| implementation | samples/s (median) | min | max | test accuracy (median) |")
+        print("|---|---|---|---|---|")
+        for name, res in results.items():
+            sps = [x["samples_per_s"] for x in res]
+            print(f"| {name} | {statistics.median(sps):,.0f} | {min(sps):,.0f} | "
+                  f"{max(sps):,.0f} | {statistics.median(x['acc'] for x in res):.4f} |")
+    print(f"\nmachine: {report['machine']}\ncommand: {report['command']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
