@@ -140,7 +140,10 @@ def find_problems(x: Any, input_shape: tuple[int, ...], value_range: tuple[float
     """
     rows = as_rows(x, input_shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        rows32 = rows.astype(np.float32)
+        # C order always: NumPy's SIMD loops may round differently on the contiguous
+        # columns of a Fortran-ordered batch (e.g. log1p in SignedLog), and outputs must
+        # not depend on how the caller laid out its array
+        rows32 = rows.astype(np.float32, order="C")
     problems: dict[int, list[str]] = {}
     finite = np.isfinite(rows32)
     for i in np.flatnonzero(~finite.all(axis=1)):

@@ -42,19 +42,22 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 # -- JSON ------------------------------------------------------------------------------------
-def loads(body: bytes) -> Any:
-    """Parse a request body; MalformedJSON says where and why (NaN/Infinity included)."""
+def loads(body: bytes, record: bool = False) -> Any:
+    """Parse a request body; MalformedJSON says where and why (NaN/Infinity included).
+
+    ``record``: the body is one JSON Lines record, so the message gives only the column.
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(_json_message(body, exc),
+        raise MalformedJSON(_json_message(body, exc, record),
                             {"body": {"line": exc.lineno, "column": exc.colno,
                                       "position": exc.pos}}) from None
 
 
-def _json_message(body: bytes, exc: orjson.JSONDecodeError) -> str:
+def _json_message(body: bytes, exc: orjson.JSONDecodeError, record: bool = False) -> str:
     at = body[exc.pos:exc.pos + 9].lstrip(b"-+")
-    where = f"line {exc.lineno} column {exc.colno}"
+    where = f"column {exc.colno}" if record else f"line {exc.lineno} column {exc.colno}"
     if at.startswith((b"NaN", b"Infinity", b"inf", b"nan")):
         return (f"malformed JSON at {where}: NaN and Infinity are not JSON numbers and "
                 "not valid inputs; send finite numbers")
@@ -327,7 +330,7 @@ def _value_problems(sig: Signature, arr: np.ndarray, limit: int | None,
     """
     n = arr.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        rows = arr.reshape(n, sig.input_size).astype(np.float32)
+        rows = arr.reshape(n, sig.input_size).astype(np.float32, order="C")  # see find_problems
     low, high = rows.min(), rows.max()
     rng = sig.value_range
     if np.isfinite(low) and np.isfinite(high) and (
