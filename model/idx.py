@@ -223,7 +223,7 @@ class IdxReader:
             remaining -= k
         extra = len(self._pending)
         self._pending = b""
-        while part := self._read(1 << 20):
+        while part := self._read(1 << 16):
             extra += len(part)
         header.check_data_size(self._consumed + extra, self.path)
 
