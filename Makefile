@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint serve bench-train bench-serve clean
+.PHONY: setup test lint serve bench-train bench-serve bench-batch clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ bench-train: $(STAMP)
 # Serving load (wrk, loopback, bounded) beside the minimal Flask baseline; needs `wrk`.
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
+
+# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
