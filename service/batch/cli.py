@@ -65,6 +65,7 @@ exit codes:
   2  bad arguments or an unusable input file (nothing written), or some rows could not
      be scored (the output holds the others; see the error report)
   1  other failures, e.g. the service is unreachable after the retries (nothing written)
+  130, 143  interrupted (Ctrl-C, SIGTERM): nothing written
 
 examples:
   python -m service.batch --model mnist --input t10k-images-idx3-ubyte.gz --output digits.csv
@@ -98,32 +99,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service.batch", description=DESCRIPTION,
                                 epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model name, e.g. housing or mnist")
-    p.add_argument("--version", help="model version (default: the latest that loads; "
-                                     "remote: the version the service serves at the start)")
-    p.add_argument("--input", type=Path, required=True, help="CSV, JSON Lines or IDX file")
-    p.add_argument("--output", type=Path, required=True,
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="model name, e.g. housing or mnist")
+    p.add_argument("--version", metavar="V",
+                   help="model version (default: the latest that loads; remote: the version "
+                        "the service serves at the start)")
+    p.add_argument("--input", type=Path, required=True, metavar="FILE",
+                   help="CSV, JSON Lines or IDX file")
+    p.add_argument("--output", type=Path, required=True, metavar="FILE",
                    help="output file: .csv, or .jsonl/.ndjson")
     p.add_argument("--url", help="score through the service at URL (e.g. "
                                  "http://localhost:8000) instead of locally")
-    p.add_argument("--artifacts", type=Path,
+    p.add_argument("--artifacts", type=Path, metavar="DIR",
                    default=Path(os.environ.get(env, "").strip() or "artifacts"),
                    help=f"local mode: the artifacts folder (default: ${env} or artifacts)")
     p.add_argument("--format", choices=FORMATS,
                    help="input format, when the file name does not tell")
-    p.add_argument("--labels", type=Path,
+    p.add_argument("--labels", type=Path, metavar="FILE",
                    help="IDX labels file (default: the sibling ...-labels-idx1-ubyte[.gz])")
-    p.add_argument("--chunk-size", type=_count,
+    p.add_argument("--chunk-size", type=_count, metavar="ROWS",
                    help="rows read, scored and (remote) sent at a time; results do not "
                         "depend on it, memory grows with it (default: about 64K values: "
                         "83 MNIST images, 4096 housing rows)")
-    p.add_argument("--workers", type=_count,
+    p.add_argument("--workers", type=_count, metavar="N",
                    help="chunks scored at once: threads locally (default: one per core), "
                         f"parallel requests remotely (default: {REMOTE_WORKERS})")
     p.add_argument("--timeout", type=_number(float, "a number of seconds", 0, 3600, True),
-                   default=30.0,
+                   default=30.0, metavar="SECONDS",
                    help="remote: seconds to wait for each answer (default: 30)")
     p.add_argument("--retries", type=_number(int, "a whole number", 0, 100), default=5,
+                   metavar="N",
                    help="remote: retries of a request after a connection error, a timeout "
                         "or a 429/502/503/504 answer, with exponential backoff (default: 5)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

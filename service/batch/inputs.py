@@ -376,7 +376,7 @@ def plan_columns(names: list[str], sig: Signature, path: Path,
             problems.append(f"missing columns: {', '.join(missing)}")
         extra = [n for n in names if n not in sig.features and n != target]
         if extra:
-            problems.append(f"unexpected columns: {', '.join(map(repr, extra))}")
+            problems.append(f"unexpected columns: {_some(extra)}")
         if problems:
             raise DataError(path, "; ".join(problems) + f" (expected the {len(sig.features)} "
                             f"features {' '.join(sig.features)} in any order, and optionally "
@@ -414,6 +414,13 @@ def _pixel_order(names: list[str], shape: tuple[int, ...], path: Path,
                                   "once", record)
         return sorted(range(size), key=cells.__getitem__)
     return list(range(size))
+
+
+def _some(names: list[str], most: int = 5) -> str:
+    """'a', 'b', ... and 7 more: a readable list of what may be a whole line of garbage."""
+    shown = [repr(n if len(n) <= 30 else n[:27] + "...") for n in names[:most]]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(shown) + more
 
 
 def _is_number(text: str) -> bool:
