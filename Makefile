@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint serve bench-train bench-serve clean
+.PHONY: setup test lint models serve bench-train bench-serve clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The default models, trained on the bundled data only if artifacts/ lacks them (the
+# committed ones are these commands' output).
+models: $(STAMP) artifacts/housing artifacts/mnist
+
+artifacts/housing:
+	$(BIN)/python -m training housing --data data/housing/housing.data --out artifacts
+
+artifacts/mnist:
+	$(BIN)/python -m training mnist --data data/mnist-train-10k --out artifacts
+
 # Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
-serve: $(STAMP)
+serve: models
 	$(BIN)/python -m gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
 # Library training speed beside the reference implementations (see docs/BENCHMARKS.md).

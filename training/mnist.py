@@ -32,7 +32,7 @@ PIXEL_RANGE = (0, 255)
 AUGMENTATION = Distortion(max_shift=2.0, max_rotation=12.0, max_scale=0.1, elastic_alpha=2.5,
                           elastic_sigma=4.0)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "cnn": {"epochs": 30, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
+    "cnn": {"epochs": 40, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
             "weight_decay": 0.0, "patience": 0, "schedule": "cosine",
             "val_fraction": 0.05, "test_fraction": 0.1},
     "mlp": {"epochs": 20, "batch_size": 128, "optimizer": "rmsprop", "lr": 1e-3,
