@@ -84,8 +84,9 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
                        seed=options.seed, progress=options.progress,
                        restore_best=patience is not None, desc=f"mnist {arch}")
     history = fit(net, build_optimizer(hp, steps), SoftmaxCrossEntropy(), images[split.train],
-                  labels[split.train], images[split.val], labels[split.val], config, accuracy,
-                  "accuracy", higher_is_better=True, batch_transform=batch_transform,
+                  labels[split.train], images[split.val], labels[split.val], config,
+                  accuracy(labels[split.val]), "accuracy", higher_is_better=True,
+                  batch_transform=batch_transform,
                   val_transform=pipeline.transform)
 
     h, w = data.image_shape
