@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint serve bench-train bench-serve clean
+.PHONY: setup test lint k8s-validate serve bench-train bench-serve clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+# deploy/k8s/ against Kubernetes' schemas (strict, offline), KServe's types and each other.
+k8s-validate: $(STAMP)
+	$(BIN)/python deploy/validate_k8s.py
 
 # Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
 serve: $(STAMP)
