@@ -3,6 +3,13 @@
 #   docker run -p 127.0.0.1:8000:8000 numpy-model-server
 # Configuration by environment variables (README, "Docker and Kubernetes"); mount your own
 # artifacts over /app/artifacts to serve other models without rebuilding.
+# Runtime dependencies only: the pins of [project].dependencies in pyproject.toml, the one place
+# versions are kept, written out as requirements.txt in a throw-away stage.
+FROM python:3.11-slim AS requirements
+COPY pyproject.toml /
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /requirements.txt
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,14 +19,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime dependencies only, from the pins in pyproject.toml ([project].dependencies, the one
-# place versions are kept). Copied and installed before the code, so this layer is rebuilt only
-# when the pins change, not on every code or model change.
-COPY pyproject.toml ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Installed before the code; the layer's cache key is requirements.txt's content, so it is
+# rebuilt only when a runtime pin changes, not on code, model or other pyproject.toml changes.
+COPY --from=requirements /requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
 
 # A fixed, numeric, unprivileged user (Kubernetes' runAsNonRoot can only verify a number).
 RUN groupadd --system --gid 10001 app \
