@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint k8s-validate serve bench-train bench-serve clean
+.PHONY: setup test lint k8s-validate container-test serve bench-train bench-serve clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ lint: $(STAMP)
 # deploy/k8s/ against Kubernetes' schemas (strict, offline), KServe's types and each other.
 k8s-validate: $(STAMP)
 	$(BIN)/python deploy/validate_k8s.py
+
+# Build the image with podman and check it end to end on 127.0.0.1 (needs root and the
+# default models in artifacts/; see deploy/container_test.py). About 15 s once built.
+container-test: $(STAMP)
+	$(BIN)/python deploy/container_test.py
 
 # Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
 serve: $(STAMP)
