@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint models serve bench-train bench-serve clean
+.PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+# deploy/k8s/ against Kubernetes' schemas (strict, offline), KServe's types and each other.
+k8s-validate: $(STAMP)
+	$(BIN)/python deploy/validate_k8s.py
+
+# Build the image with podman and check it end to end on 127.0.0.1 (needs root and the
+# default models in artifacts/; see deploy/container_test.py). About 15 s once built.
+container-test: $(STAMP)
+	$(BIN)/python deploy/container_test.py
 
 # The default models, trained on the bundled data only if artifacts/ lacks them (the
 # committed ones are these commands' output).
