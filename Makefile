@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint serve bench-train bench-serve bench-batch clean
+.PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
+        bench-batch clean
 
 setup: $(STAMP)
 
@@ -20,9 +21,29 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+# deploy/k8s/ against Kubernetes' schemas (strict, offline), KServe's types and each other.
+k8s-validate: $(STAMP)
+	$(BIN)/python deploy/validate_k8s.py
+
+# Build the image with podman and check it end to end on 127.0.0.1 (needs root and the
+# default models in artifacts/; see deploy/container_test.py). About 15 s once built.
+container-test: $(STAMP)
+	$(BIN)/python deploy/container_test.py
+
+# The default models, trained on the bundled data only if artifacts/ lacks them (the
+# committed ones are these commands' output).
+models: $(STAMP) artifacts/housing artifacts/mnist
+
+artifacts/housing:
+	$(BIN)/python -m training housing --data data/housing/housing.data --out artifacts
+
+artifacts/mnist:
+	$(BIN)/python -m training mnist --data data/mnist-train-10k --out artifacts
 
 # Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
-serve: $(STAMP)
+serve: models
 	$(BIN)/python -m gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
 # Library training speed beside the reference implementations (see docs/BENCHMARKS.md).

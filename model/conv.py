@@ -333,29 +333,37 @@ class MaxPool2D(_Windowed):
         return self._pool(self._pad_input(x), out, training=True)
 
     @staticmethod
-    def _route(dy: np.ndarray, arg: np.ndarray, dsts: list[np.ndarray], overlapping: bool,
-               hit: np.ndarray) -> None:
-        """Send dy to the destination view whose index won (arg == k)."""
-        for k, dst in enumerate(dsts):
+    def _route(dy: np.ndarray, arg: np.ndarray, dst: np.ndarray, views: list[np.ndarray],
+               overlapping: bool, tiled: bool, hit: np.ndarray) -> None:
+        """Send dy into the view (of dst) whose index won (arg == k); zero the rest."""
+        if not tiled:
+            dst.fill(0)
+        if len(views) == 2 and not overlapping:
+            # arg is a 0/1 mask here: the second view gets dy * mask, the first the rest
+            np.multiply(dy, arg.view(bool), out=views[1])
+            np.subtract(dy, views[1], out=views[0])
+            return
+        for k, view in enumerate(views):
             np.equal(arg, k, out=hit)
             if overlapping:
-                dst += dy * hit
+                view += dy * hit
             else:
-                np.multiply(dy, hit, out=dst)
+                np.multiply(dy, hit, out=view)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_grad:
             return None
         (kh, kw), (sh, sw) = self.window, self.strides
         n, c = self._n, self.input_shape[2]
-        dm = self._buffer("drowmax", (n, self.oh, self.padded_hw[1], c), dy.dtype)
-        dm.fill(0)
+        hp, wp = self.padded_hw
+        # windows that cover every input value exactly once need no zero fill
+        rows_tiled, cols_tiled = sh == kh and hp == self.oh * sh, sw == kw and wp == self.ow * sw
+        dm = self._buffer("drowmax", (n, self.oh, wp, c), dy.dtype)
         hit = self._buffer("col_hit", dy.shape, np.dtype(bool))
-        self._route(dy, self._col_arg, self._col_views(dm), sw < kw, hit)
-        dxp = self._buffer("dxp", (n, *self.padded_hw, c), dy.dtype)
-        dxp.fill(0)
+        self._route(dy, self._col_arg, dm, self._col_views(dm), sw < kw, cols_tiled, hit)
+        dxp = self._buffer("dxp", (n, hp, wp, c), dy.dtype)
         hit = self._buffer("row_hit", dm.shape, np.dtype(bool))
-        self._route(dm, self._row_arg, self._row_views(dxp), sh < kh, hit)
+        self._route(dm, self._row_arg, dxp, self._row_views(dxp), sh < kh, rows_tiled, hit)
         return self._unpad(dxp) if self._padded else dxp
 
     def infer(self, x: np.ndarray) -> np.ndarray:

@@ -65,10 +65,11 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows:
     target = TargetScaler.fitted(y[train_rows], log=hp["log_target"])
     x_train = pipeline.transform(x[train_rows])
     y_train = target.transform(y[train_rows])[:, None]
-    x_val, y_val = pipeline.transform(x[val_rows]), y[val_rows]
+    x_val = pipeline.transform(x[val_rows])
+    y_val = target.transform(y[val_rows])[:, None]
 
-    def val_rmse(out: np.ndarray, truth: np.ndarray) -> float:
-        return regression_metrics(target.inverse(out[:, 0]), truth)["rmse"]
+    def val_rmse(out: np.ndarray) -> float:
+        return regression_metrics(target.inverse(out[:, 0]), y[val_rows])["rmse"]
 
     nets, histories = [], []
     steps = -(-len(x_train) // hp["batch_size"])

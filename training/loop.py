@@ -15,8 +15,8 @@ from model import Loss, Optimizer, Sequential
 
 #: maps a batch of raw training inputs to network inputs (augmentation + preprocessing)
 BatchTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-#: maps (network outputs, targets) to a scalar metric
-Metric = Callable[[np.ndarray, np.ndarray], float]
+#: maps the network's outputs on the validation set to a scalar metric
+Metric = Callable[[np.ndarray], float]
 
 
 @dataclass
@@ -55,10 +55,12 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
         val_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> History:
     """Train ``net`` in place; keep the weights of the epoch with the best validation metric.
 
-    x, y: raw training inputs and targets; each batch passes through ``batch_transform``
-    (augmentation + preprocessing) when given. x_val/y_val are scored with ``metric`` on
-    ``net.infer(val_transform(x_val))`` after every epoch. Stops when the metric has not
-    improved for ``patience`` epochs and restores the best weights.
+    x, y: raw training inputs and targets as the loss sees them; each batch passes through
+    ``batch_transform`` (augmentation + preprocessing) when given. After every epoch the
+    outputs ``net.infer(val_transform(x_val))`` give the validation loss (against y_val, in
+    the same space as y) and ``metric(outputs)`` (which knows its own targets, e.g. in the
+    original unit). Stops when the metric has not improved for ``patience`` epochs and
+    restores the best weights.
     """
     rng = np.random.default_rng(config.seed)
     xv = val_transform(x_val) if val_transform else x_val
@@ -82,7 +84,7 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
             total += net.train_step(xb, y[idx], loss, optimizer)
             batches += 1
         val_out = net.infer(xv)
-        score = metric(val_out, y_val)
+        score = metric(val_out)
         record = {"epoch": epoch, "train_loss": total / batches,
                   "val_loss": loss(val_out.copy(), y_val)[0], f"val_{metric_name}": score,
                   "lr": optimizer.lr, "seconds": time.perf_counter() - t0}
@@ -106,9 +108,9 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
     return history
 
 
-def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Share of rows whose largest output is the label."""
-    return float(np.mean(outputs.argmax(axis=1) == labels))
+def accuracy(labels: np.ndarray) -> Metric:
+    """Metric: the share of rows whose largest output is the label."""
+    return lambda outputs: float(np.mean(outputs.argmax(axis=1) == labels))
 
 
 def history_summary(history: History) -> dict[str, Any]:

@@ -32,7 +32,7 @@ PIXEL_RANGE = (0, 255)
 AUGMENTATION = Distortion(max_shift=2.0, max_rotation=12.0, max_scale=0.1, elastic_alpha=2.5,
                           elastic_sigma=4.0)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "cnn": {"epochs": 30, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
+    "cnn": {"epochs": 40, "batch_size": 128, "optimizer": "adam", "lr": 2e-3,
             "weight_decay": 0.0, "patience": 0, "schedule": "cosine",
             "val_fraction": 0.05, "test_fraction": 0.1},
     "mlp": {"epochs": 20, "batch_size": 128, "optimizer": "rmsprop", "lr": 1e-3,
@@ -84,8 +84,9 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
                        seed=options.seed, progress=options.progress,
                        restore_best=patience is not None, desc=f"mnist {arch}")
     history = fit(net, build_optimizer(hp, steps), SoftmaxCrossEntropy(), images[split.train],
-                  labels[split.train], images[split.val], labels[split.val], config, accuracy,
-                  "accuracy", higher_is_better=True, batch_transform=batch_transform,
+                  labels[split.train], images[split.val], labels[split.val], config,
+                  accuracy(labels[split.val]), "accuracy", higher_is_better=True,
+                  batch_transform=batch_transform,
                   val_transform=pipeline.transform)
 
     h, w = data.image_shape

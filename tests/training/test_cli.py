@@ -169,3 +169,16 @@ def test_help_runs_as_a_real_process():
 def test_regression_metrics():
     assert regression_metrics(np.array([1.0, 3.0]), np.array([2.0, 1.0])) == {
         "rmse": pytest.approx(np.sqrt(2.5)), "mae": 1.5, "n": 2}
+
+
+def test_validation_loss_is_measured_like_the_training_loss():
+    """Both in the scaled log-price space the network is trained in (the plot shows both)."""
+    from training.housing import DEFAULTS, fit_ensemble
+
+    data = load_housing(HOUSING)
+    split = housing_split(len(data.y), seed=0)
+    hp = {**DEFAULTS, "members": 1, "epochs": 30}
+    history = fit_ensemble(data.X, data.y, split.train, split.val, hp, seed=0).histories[0]
+    last = history.epochs[-1]
+    assert 0 < last["val_loss"] < 1 and 0 < last["train_loss"] < 1
+    assert last["val_rmse"] < 6

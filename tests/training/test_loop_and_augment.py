@@ -16,7 +16,7 @@ def run_with_scores(scores, patience, min_epochs=0, restore=True):
     snapshots = []
     script = iter(scores)
 
-    def metric(out, target):
+    def metric(out):
         snapshots.append(net.get_weights()["0.W"].copy())
         return next(script)
 
