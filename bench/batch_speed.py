@@ -127,7 +127,9 @@ def main() -> None:
         for name, build in (("mnist", build_mnist), ("housing", build_housing)):
             version = latest(args.artifacts, name)
             if version is not None:
-                sources[name] = (args.artifacts, f"{args.artifacts}/{name}/{version}")
+                folder = args.artifacts.resolve() / name / str(version)
+                shown = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+                sources[name] = (args.artifacts, f"`{shown}`")
             else:
                 build(work / "artifacts")
                 sources[name] = (work / "artifacts", f"seeded untrained stand-in ({name}/1)")
