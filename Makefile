@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve clean
+.PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
+        bench-batch clean
 
 setup: $(STAMP)
 
@@ -52,6 +53,10 @@ bench-train: $(STAMP)
 # Serving load (wrk, loopback, bounded) beside the minimal Flask baseline; needs `wrk`.
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
+
+# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

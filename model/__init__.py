@@ -5,7 +5,7 @@ networks from the trainer to the service. Imports nothing but NumPy and the stan
 from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .artifact import Artifact, list_versions, load_artifact, save_artifact
 from .conv import Conv2D, MaxPool2D
-from .errors import ArtifactError, ConfigError, InputError, ModelError
+from .errors import ArtifactError, ConfigError, DataError, InputError, ModelError
 from .layers import Dense, Dropout, Flatten, Layer, Reshape, layer_from_config
 from .losses import Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Average, Sequential, ensemble
@@ -15,9 +15,9 @@ from .schedules import Constant, CosineDecay, StepDecay
 
 __all__ = [
     "SGD", "Adam", "Artifact", "Average", "ArtifactError", "ConfigError", "Constant", "Conv2D",
-    "CosineDecay", "Dense", "Dropout", "Flatten", "InputError", "Layer", "Loss", "MaxPool2D",
-    "MeanSquaredError", "ModelError", "Optimizer", "Predictor", "RMSprop", "ReLU", "Reshape",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "CosineDecay", "DataError", "Dense", "Dropout", "Flatten", "InputError", "Layer", "Loss",
+    "MaxPool2D", "MeanSquaredError", "ModelError", "Optimizer", "Predictor", "RMSprop", "ReLU",
+    "Reshape", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
     "ensemble", "layer_from_config", "list_versions", "load_artifact", "make_optimizer",
     "save_artifact",
 ]

@@ -73,50 +73,10 @@ class Predictor:
         return self.manifest["output"].get("labels")
 
     # -- checks -------------------------------------------------------------------------
-    def _as_rows(self, x: Any) -> np.ndarray:
-        """x as a float64-or-narrower numeric array of shape (n, input_size)."""
-        try:
-            arr = np.asarray(x)
-        except ValueError:
-            raise InputError("instances must all have the same shape") from None
-        if arr.dtype.kind == "b":
-            raise InputError("values must be numbers, not booleans")
-        if arr.dtype.kind not in "iuf":
-            raise InputError("values must be numbers")
-        want = " x ".join(map(str, self.input_shape))
-        if arr.ndim == 0 or arr.shape[0] == 0:
-            raise InputError("no instances to predict")
-        if arr.shape[1:] not in (self.input_shape, (self.input_size,)):
-            raise InputError(f"each instance must be {want} numbers"
-                             + (f" (or {self.input_size} in one list)" if len(self.input_shape) > 1
-                                else "")
-                             + f"; got instances of shape {list(arr.shape[1:])}")
-        return arr.reshape(arr.shape[0], self.input_size)
-
     def find_problems(self, x: Any) -> tuple[np.ndarray, dict[int, list[str]]]:
-        """Convert x to float32 rows and list what is wrong with each bad row.
-
-        Returns (rows of shape (n, input_size), {row index: [messages]}). Raises InputError
-        only when the batch as a whole is unusable (wrong shape or type, empty).
-        """
-        rows = self._as_rows(x)
-        with np.errstate(over="ignore", invalid="ignore"):
-            rows32 = rows.astype(np.float32)
-        problems: dict[int, list[str]] = {}
-        finite = np.isfinite(rows32)
-        for i in np.flatnonzero(~finite.all(axis=1)):
-            j = int(np.flatnonzero(~finite[i])[0])
-            problems[int(i)] = [f"value {j} is {rows[i, j].item()!r}: NaN, Infinity and numbers "
-                                "beyond float32 range are not allowed"]
-        if self.value_range is not None:
-            low, high = self.value_range
-            outside = ((rows32 < low) | (rows32 > high)) & finite
-            for i in np.flatnonzero(outside.any(axis=1)):
-                j = int(np.flatnonzero(outside[i])[0])
-                problems.setdefault(int(i), []).append(
-                    f"value {j} is {rows[i, j].item()!r}, outside the allowed range "
-                    f"[{low:g}, {high:g}]")
-        return rows32, problems
+        """Convert x to float32 rows and list what is wrong with each bad row; see the
+        module function ``find_problems``."""
+        return find_problems(x, self.input_shape, self.value_range)
 
     def check(self, x: Any) -> np.ndarray:
         """x as float32 of shape (n, *input_shape), or InputError naming the bad rows."""
@@ -142,3 +102,60 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor({self.name!r}, version={self.version}, task={self.task!r})"
+
+
+def as_rows(x: Any, input_shape: tuple[int, ...]) -> np.ndarray:
+    """x as a float64-or-narrower numeric array of shape (n, prod(input_shape)).
+
+    x is a batch: (n, *input_shape) or (n, prod(input_shape)) numbers. Raises InputError.
+    """
+    size = int(np.prod(input_shape))
+    try:
+        arr = np.asarray(x)
+    except ValueError:
+        raise InputError("instances must all have the same shape") from None
+    if arr.dtype.kind == "b":
+        raise InputError("values must be numbers, not booleans")
+    if arr.dtype.kind not in "iuf":
+        raise InputError("values must be numbers")
+    want = " x ".join(map(str, input_shape))
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise InputError("no instances to predict")
+    if arr.shape[1:] not in (input_shape, (size,)):
+        raise InputError(f"each instance must be {want} numbers"
+                         + (f" (or {size} in one list)" if len(input_shape) > 1 else "")
+                         + f"; got instances of shape {list(arr.shape[1:])}")
+    return arr.reshape(arr.shape[0], size)
+
+
+def find_problems(x: Any, input_shape: tuple[int, ...], value_range: tuple[float, float] | None,
+                  ) -> tuple[np.ndarray, dict[int, list[str]]]:
+    """Convert x to float32 rows and list what is wrong with each bad row.
+
+    The one definition of a valid input value, used by ``Predictor`` and by callers that
+    know a model's interface but not its weights (the batch scorer's remote mode): every
+    value must be finite in float32 and, when ``value_range`` is given, inside it.
+    Returns (rows of shape (n, prod(input_shape)), {row index: [messages]}). Raises
+    InputError only when the batch as a whole is unusable (wrong shape or type, empty).
+    """
+    rows = as_rows(x, input_shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # C order always: NumPy's SIMD loops may round differently on the contiguous
+        # columns of a Fortran-ordered batch (e.g. log1p in SignedLog), and outputs must
+        # not depend on how the caller laid out its array
+        rows32 = rows.astype(np.float32, order="C")
+    problems: dict[int, list[str]] = {}
+    finite = np.isfinite(rows32)
+    for i in np.flatnonzero(~finite.all(axis=1)):
+        j = int(np.flatnonzero(~finite[i])[0])
+        problems[int(i)] = [f"value {j} is {rows[i, j].item()!r}: NaN, Infinity and numbers "
+                            "beyond float32 range are not allowed"]
+    if value_range is not None:
+        low, high = value_range
+        outside = ((rows32 < low) | (rows32 > high)) & finite
+        for i in np.flatnonzero(outside.any(axis=1)):
+            j = int(np.flatnonzero(outside[i])[0])
+            problems.setdefault(int(i), []).append(
+                f"value {j} is {rows[i, j].item()!r}, outside the allowed range "
+                f"[{low:g}, {high:g}]")
+    return rows32, problems

@@ -4,7 +4,9 @@ The fast path does no per-number Python work: ``np.asarray`` converts a whole ba
 dtype and shape tell whether every value was a number of the right layout; the float32 min
 and max then settle finiteness and range. Only when something is wrong do the slow paths
 run: ``_locate_*`` walk the values to point at the offending instance and position, and
-``Predictor.find_problems`` (the batch scorer's check) decides and words value problems.
+``Predictor.find_problems`` (through ``Signature.find_problems``) decides and words value
+problems. The batch scorer screens its rows with the same functions (``screen_instances``,
+``screen_rows``), which report every bad row instead of refusing the whole batch.
 
 Floats are answered as float32 values written by orjson in their shortest form that reads
 back as the same float32 (e.g. 0.1, not 0.10000000149011612).
@@ -14,13 +16,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 from marshmallow import Schema, ValidationError
-
-from model import Predictor
 
 from .errors import InvalidRequest, MalformedJSON
 from .schemas import tabular_instance_schema
@@ -41,19 +42,22 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 # -- JSON ------------------------------------------------------------------------------------
-def loads(body: bytes) -> Any:
-    """Parse a request body; MalformedJSON says where and why (NaN/Infinity included)."""
+def loads(body: bytes, record: bool = False) -> Any:
+    """Parse a request body; MalformedJSON says where and why (NaN/Infinity included).
+
+    ``record``: the body is one JSON Lines record, so the message gives only the column.
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedJSON(_json_message(body, exc),
+        raise MalformedJSON(_json_message(body, exc, record),
                             {"body": {"line": exc.lineno, "column": exc.colno,
                                       "position": exc.pos}}) from None
 
 
-def _json_message(body: bytes, exc: orjson.JSONDecodeError) -> str:
+def _json_message(body: bytes, exc: orjson.JSONDecodeError, record: bool = False) -> str:
     at = body[exc.pos:exc.pos + 9].lstrip(b"-+")
-    where = f"line {exc.lineno} column {exc.colno}"
+    where = f"column {exc.colno}" if record else f"line {exc.lineno} column {exc.colno}"
     if at.startswith((b"NaN", b"Infinity", b"inf", b"nan")):
         return (f"malformed JSON at {where}: NaN and Infinity are not JSON numbers and "
                 "not valid inputs; send finite numbers")
@@ -79,7 +83,7 @@ def load_envelope(schema: Schema, obj: Any) -> dict[str, Any]:
         return schema.load(obj)
     except ValidationError as exc:
         details = _stringify_keys(exc.messages)
-        raise InvalidRequest(f"invalid request: {_first_message(details)}", details) from None
+        raise InvalidRequest(f"invalid request: {first_message(details)}", details) from None
 
 
 def may_hold_booleans(body: bytes, envelope: Any) -> bool:
@@ -108,8 +112,7 @@ def _has_token(body: bytes, letter: bytes, token: bytes, at: int) -> bool:
 
 
 # -- KServe V1 instances -----------------------------------------------------------------------
-def instances_to_batch(predictor: Predictor, sig: Signature, instances: list[Any],
-                       check_booleans: bool) -> np.ndarray:
+def instances_to_batch(sig: Signature, instances: list[Any], check_booleans: bool) -> np.ndarray:
     """Checked float32 batch of shape (n, *input_shape) from V1 ``instances``.
 
     Raises InvalidRequest with details keyed ``instances -> index -> field/position``.
@@ -127,7 +130,7 @@ def instances_to_batch(predictor: Predictor, sig: Signature, instances: list[Any
             raise InvalidRequest("all instances of a request must have the same layout; "
                                  f"each must be {sig.describe_instance()}",
                                  {"instances": ["Instances mix layouts."]})
-    return _checked(predictor, sig, arr, ("instances",))
+    return _checked(sig, arr, ("instances",))
 
 
 def _named_to_rows(sig: Signature, instances: list[Any]) -> list[Any]:
@@ -169,27 +172,35 @@ def _locate_instance_errors(sig: Signature,
     """Slow path: ({index: messages} of the first MAX_DETAILED bad instances, how many)."""
     details: dict[str, Any] = {}
     bad = 0
-    schema = tabular_instance_schema(sig.features) if sig.features else None
+    schema = _instance_schema(sig)
     for i, inst in enumerate(instances):
-        problem: Any = None
-        if type(inst) is dict and schema is not None:
-            try:
-                schema.load(inst)
-            except ValidationError as exc:
-                problem = _stringify_keys(exc.messages)
-        elif type(inst) is list:
-            flat = (sig.input_size,)
-            shape = flat if len(inst) == sig.input_size and (
-                len(sig.input_shape) == 1 or not inst or type(inst[0]) is not list) \
-                else sig.input_shape
-            problem = _nested_errors(inst, shape, top=True, sig=sig)
-        else:
-            problem = [f"Expected {sig.describe_instance()}; got {_json_type(inst)}."]
+        problem = _instance_problem(sig, schema, inst)
         if problem:
             bad += 1
             if len(details) < MAX_DETAILED:
                 details[str(i)] = problem
     return details, bad
+
+
+def _instance_schema(sig: Signature) -> Schema | None:
+    return tabular_instance_schema(sig.features) if sig.features else None
+
+
+def _instance_problem(sig: Signature, schema: Schema | None, inst: Any) -> Any:
+    """The messages for one V1 instance's structure and types, or None if it is fine."""
+    if type(inst) is dict and schema is not None:
+        try:
+            schema.load(inst)
+        except ValidationError as exc:
+            return _stringify_keys(exc.messages)
+        return None
+    if type(inst) is list:
+        flat = (sig.input_size,)
+        shape = flat if len(inst) == sig.input_size and (
+            len(sig.input_shape) == 1 or not inst or type(inst[0]) is not list) \
+            else sig.input_shape
+        return _nested_errors(inst, shape, top=True, sig=sig)
+    return [f"Expected {sig.describe_instance()}; got {_json_type(inst)}."]
 
 
 def _nested_errors(value: Any, shape: tuple[int, ...], top: bool = False,
@@ -225,13 +236,92 @@ def _invalid(details: dict[str, Any], total: int, n: int,
     for key in reversed(path):
         nested = {key: nested}
     return InvalidRequest(f"{total} of {n} instances are invalid{shown}; first: instance "
-                          f"{first}: {_first_message(details[first])}", nested)
+                          f"{first}: {first_message(details[first])}", nested)
+
+
+# -- the batch scorer: every bad row named, the good ones kept ---------------------------------
+@dataclass(frozen=True)
+class Screened:
+    """A batch split into what can be predicted and what cannot.
+
+    ``x``: float32 (m, *input_shape), the good rows in order; ``good``: (m,) int64, their
+    indices in the batch; ``problems``: {index: messages} for every bad row, worded as the
+    V1 API words ``details["instances"][index]``.
+    """
+
+    x: np.ndarray
+    good: np.ndarray
+    problems: dict[int, Any]
+
+
+def screen_instances(sig: Signature, instances: list[Any], check_booleans: bool) -> Screened:
+    """``instances_to_batch`` for a batch scorer: the same checks, but every bad instance is
+    reported (worded as the service words it for that instance alone) and the others are
+    kept. Each instance stands alone, so flat and nested layouts may be mixed."""
+    values: Sequence[Any] = instances
+    if sig.features is not None:
+        values = _named_to_rows(sig, instances)
+    arr = None if check_booleans else _as_numeric(values, sig)
+    problems: dict[int, Any] = {}
+    good = list(range(len(instances)))
+    if arr is None:
+        schema = _instance_schema(sig)
+        good = []
+        for i, inst in enumerate(instances):
+            problem = _instance_problem(sig, schema, inst)
+            if problem:
+                problems[i] = problem
+            else:
+                good.append(i)
+        values = [instances[i] for i in good]
+        if sig.features is not None:
+            values = _named_to_rows(sig, values)
+        arr = _as_numeric(values, sig) if values else np.empty((0, sig.input_size))
+        if arr is None:  # every instance is fine alone: they mix layouts
+            arr = np.concatenate([_alone(sig, v).reshape(1, sig.input_size) for v in values])
+    screened = screen_rows(sig, arr)
+    for k in screened.problems:
+        # quote the value as it reads alone: 256, not 256.0 because another instance has 0.5
+        problems[good[k]] = _value_problems(sig, _alone(sig, values[k]), None)[1][0]
+    index = np.asarray(good, np.int64)
+    return Screened(screened.x, index[screened.good], dict(sorted(problems.items())))
+
+
+def _alone(sig: Signature, value: Any) -> np.ndarray:
+    """One instance that passed the structure checks, as a numeric batch of one."""
+    arr = _as_numeric([value], sig)
+    if arr is None:
+        raise ValueError("instance did not pass the structure checks")
+    return arr
+
+
+def screen_rows(sig: Signature, arr: np.ndarray) -> Screened:
+    """The value checks of ``instances_to_batch`` on a numeric batch (n, *input_shape) or
+    (n, input_size), every bad row reported and the others kept."""
+    if len(arr) == 0:
+        return Screened(np.empty((0, *sig.input_shape), np.float32), np.empty(0, np.int64), {})
+    rows, problems, _ = _value_problems(sig, arr, None)
+    good = np.arange(len(rows), dtype=np.int64)
+    if problems:
+        good = np.setdiff1d(good, np.fromiter(problems, np.int64, len(problems)))
+        rows = rows[good]
+    return Screened(rows.reshape(len(rows), *sig.input_shape), good, problems)
 
 
 # -- values ----------------------------------------------------------------------------------
-def _checked(predictor: Predictor, sig: Signature, arr: np.ndarray,
-             path: tuple[str, ...]) -> np.ndarray:
-    """Finiteness and range checks, then float32 (n, *input_shape).
+def _checked(sig: Signature, arr: np.ndarray, path: tuple[str, ...]) -> np.ndarray:
+    """Finiteness and range checks, then float32 (n, *input_shape); InvalidRequest naming
+    the first MAX_DETAILED bad rows otherwise."""
+    rows, details, bad = _value_problems(sig, arr, MAX_DETAILED)
+    if details:
+        raise _invalid({str(i): d for i, d in details.items()}, bad, len(rows), path)
+    return rows.reshape(rows.shape[0], *sig.input_shape)
+
+
+def _value_problems(sig: Signature, arr: np.ndarray, limit: int | None,
+                    ) -> tuple[np.ndarray, dict[int, Any], int]:
+    """(float32 rows (n, input_size), {index: messages} of the first ``limit`` bad rows (all
+    if None), how many rows are bad) for a numeric batch ``arr`` of n instances.
 
     Fast path: the batch's float32 min and max are finite (NaN propagates through both) and
     inside the model's range - exactly when ``Predictor.find_problems`` finds nothing, in
@@ -240,27 +330,25 @@ def _checked(predictor: Predictor, sig: Signature, arr: np.ndarray,
     """
     n = arr.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        rows = arr.reshape(n, sig.input_size).astype(np.float32)
+        rows = arr.reshape(n, sig.input_size).astype(np.float32, order="C")  # see find_problems
     low, high = rows.min(), rows.max()
     rng = sig.value_range
     if np.isfinite(low) and np.isfinite(high) and (
             rng is None or (low >= rng[0] and high <= rng[1])):
-        return rows.reshape(n, *sig.input_shape)
-    rows, problems = predictor.find_problems(arr)
-    if problems:
-        flat = arr.reshape(len(rows), -1)
-        details: dict[str, Any] = {}
-        for i in sorted(problems)[:MAX_DETAILED]:
-            msgs: Any = problems[i]
-            if sig.features is not None:  # point at the field, not just the row
-                bad = ~np.isfinite(rows[i])
-                if sig.value_range is not None:
-                    bad |= (rows[i] < sig.value_range[0]) | (rows[i] > sig.value_range[1])
-                msgs = {sig.features[j]: [_value_message(flat[i, j], sig)]
-                        for j in np.flatnonzero(bad)} or msgs
-            details[str(i)] = msgs
-        raise _invalid(details, len(problems), len(rows), path)
-    return rows.reshape(rows.shape[0], *sig.input_shape)
+        return rows, {}, 0
+    rows, problems = sig.find_problems(arr)
+    flat = arr.reshape(len(rows), -1)
+    details: dict[int, Any] = {}
+    for i in sorted(problems)[:limit]:
+        msgs: Any = problems[i]
+        if sig.features is not None:  # point at the field, not just the row
+            bad = ~np.isfinite(rows[i])
+            if sig.value_range is not None:
+                bad |= (rows[i] < sig.value_range[0]) | (rows[i] > sig.value_range[1])
+            msgs = {sig.features[j]: [_value_message(flat[i, j], sig)]
+                    for j in np.flatnonzero(bad)} or msgs
+        details[i] = msgs
+    return rows, details, len(problems)
 
 
 def _value_message(value: Any, sig: Signature) -> str:
@@ -273,9 +361,8 @@ def _value_message(value: Any, sig: Signature) -> str:
 
 
 # -- Open Inference Protocol tensors ---------------------------------------------------------
-def tensor_to_batch(predictor: Predictor, sig: Signature, tensor: dict[str, Any], index: int,
-                    raw: bytes | None, check_booleans: bool,
-                    max_instances: int) -> np.ndarray:
+def tensor_to_batch(sig: Signature, tensor: dict[str, Any], index: int, raw: bytes | None,
+                    check_booleans: bool, max_instances: int) -> np.ndarray:
     """Checked float32 batch (n, *input_shape) from one V2 input tensor.
 
     ``raw`` is its binary data (binary tensor extension) or None for JSON ``data``.
@@ -337,7 +424,7 @@ def tensor_to_batch(predictor: Predictor, sig: Signature, tensor: dict[str, Any]
         elif dtype != np.float64:
             with np.errstate(over="ignore"):
                 arr = arr.astype(dtype)  # overflow -> inf, reported by the value check
-    return _checked(predictor, sig, arr.reshape(shape), ("inputs", str(index), "data"))
+    return _checked(sig, arr.reshape(shape), ("inputs", str(index), "data"))
 
 
 def _tensor_data(data: Any, check_booleans: bool) -> np.ndarray | None:
@@ -404,11 +491,11 @@ def _stringify_keys(messages: Any) -> Any:
     return messages
 
 
-def _first_message(details: Any, path: str = "") -> str:
+def first_message(details: Any, path: str = "") -> str:
     """'instances.3.RM: Not a valid number.' for the first leaf of nested details."""
     if isinstance(details, dict) and details:
         k = next(iter(details))
-        return _first_message(details[k], f"{path}.{k}" if path else str(k))
+        return first_message(details[k], f"{path}.{k}" if path else str(k))
     if isinstance(details, list) and details:
         return f"{path}: {details[0]}" if path else str(details[0])
     return path or "invalid"

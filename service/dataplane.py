@@ -18,9 +18,10 @@ from .registry import Model, ModelVersion, Registry
 @dataclass(frozen=True)
 class Prediction:
     """Outputs for a batch of n rows: ``values`` (n,) float32 for regression; ``probabilities``
-    (n, classes) float32 and ``labels`` (n,) int64 for classification; C-contiguous."""
+    (n, classes) float32 and ``labels`` (n,) int64 for classification; C-contiguous.
+    ``model`` is None for outputs a remote server computed (the batch scorer's remote mode)."""
 
-    model: ModelVersion
+    model: ModelVersion | None
     values: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     labels: np.ndarray | None = None

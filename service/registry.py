@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -109,15 +109,22 @@ def _version_dirs(root: Path) -> dict[str, dict[int, Path]]:
 
 
 class Registry:
-    """All models under ``root``; ``refresh()`` rescans, ``maybe_refresh()`` rate-limits it."""
+    """All models under ``root``; ``refresh()`` rescans, ``maybe_refresh()`` rate-limits it.
+
+    ``names`` limits loading to those models (the batch scorer needs one); the others are
+    still listed when a model is not found.
+    """
 
     def __init__(self, root: str | os.PathLike, reload_interval: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 names: Collection[str] | None = None) -> None:
         self.root = Path(root)
         self.reload_interval = float(reload_interval)
+        self.names = frozenset(names) if names is not None else None
         self._clock = clock
         self._lock = threading.Lock()
         self._models: Mapping[str, Model] = MappingProxyType({})
+        self._found: tuple[str, ...] = ()
         self._next_scan = 0.0
         self.loaded = False
 
@@ -130,7 +137,7 @@ class Registry:
     def get_model(self, name: str) -> Model:
         model = self._models.get(name)
         if model is None:
-            known = ", ".join(self._models) or "none (the artifacts folder is empty)"
+            known = ", ".join(self._found) or "none (the artifacts folder is empty)"
             raise ModelNotFound(f"model {name!r} not found; models: {known}",
                                 {"model": name})
         return model
@@ -184,7 +191,11 @@ class Registry:
                 "artifacts_dir": str(self.root)}})
         new: dict[str, Model] = {}
         changed = False
-        for name, dirs in sorted(_version_dirs(self.root).items()):
+        found = _version_dirs(self.root)
+        self._found = tuple(sorted(found))
+        for name, dirs in sorted(found.items()):
+            if self.names is not None and name not in self.names:
+                continue
             previous = old.get(name)
             versions: dict[int, ModelVersion] = {}
             for number, path in sorted(dirs.items()):

@@ -76,7 +76,7 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
         labels[2] = len(instances)
         check = codec.may_hold_booleans(
             body, {k: v for k, v in obj.items() if k != "instances"})
-        x = codec.instances_to_batch(mv.predictor, mv.signature, instances, check)
+        x = codec.instances_to_batch(mv.signature, instances, check)
         pred = dataplane.predict(mv, x)
         return json_response({"predictions": predictions(pred), "model_version": labels[1]})
 

@@ -38,7 +38,7 @@ def model_metadata(mv: ModelVersion, versions: list[int]) -> dict[str, Any]:
     sig = mv.signature
     return {"name": mv.name, "versions": [str(v) for v in versions], "platform": PLATFORM,
             "inputs": [t.as_dict() for t in sig.inputs],
-            "outputs": [t.as_dict() for t in sig.outputs]}
+            "outputs": [t.as_dict() for t in sig.outputs], "parameters": sig.parameters()}
 
 
 def _unsupported(params: dict[str, Any], allowed: set[str], where: dict[str, Any],
@@ -226,8 +226,8 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
         plan = requested_outputs(mv, req)
         check = codec.may_hold_booleans(header, {**obj, "inputs": [
             {k: v for k, v in t.items() if k != "data"} for t in obj["inputs"]]})
-        x = codec.tensor_to_batch(mv.predictor, mv.signature, req["inputs"][0], 0, chunks[0],
-                                  check, max_instances)
+        x = codec.tensor_to_batch(mv.signature, req["inputs"][0], 0, chunks[0], check,
+                                  max_instances)
         labels[2] = len(x)
         return infer_response(mv, req, plan, dataplane.predict(mv, x))
 

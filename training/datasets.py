@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import math
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from model.idx import decompress as _decompress
+from model.idx import parse_idx as _parse_idx
+from model.idx import read_bytes as _read_bytes
+from model.idx import read_idx
 
 from .errors import DataError
 
@@ -35,87 +37,9 @@ def file_sha256(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def _read_bytes(path: PathLike) -> bytes:
-    """The file's bytes; an unreadable file is a DataError, not a traceback."""
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise DataError(path, f"cannot read: {e.strerror or e}") from e
-
-
 # ----------------------------------------------------------------------------------------------
-# IDX (the MNIST file format: http://yann.lecun.com/exdb/mnist/, "FILE FORMATS")
+# IDX (the MNIST file format): the reader lives in model.idx, shared with the batch scorer
 # ----------------------------------------------------------------------------------------------
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
-# type code -> big-endian dtype as stored
-_IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_IDX_DTYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32",
-                    0x0E: "float64"}
-
-
-def _decompress(raw: bytes, path: PathLike) -> bytes:
-    """Gunzip ``raw`` if it starts with the gzip magic bytes (whatever the file is called)."""
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(path, f"corrupt gzip stream: {e}") from e
-
-
-def _parse_idx(data: bytes, path: PathLike) -> np.ndarray:
-    """Check an uncompressed IDX byte string and return its array in native byte order."""
-    if len(data) == 0:
-        raise DataError(path, "empty file: expected an IDX file")
-    if len(data) < 4:
-        raise DataError(path, f"truncated: an IDX header needs at least 4 bytes, file has "
-                              f"{len(data)}", "header")
-    zero1, zero2, code, ndim = data[:4]
-    if zero1 != 0 or zero2 != 0:
-        raise DataError(path, f"not an IDX file: magic number starts 0x{zero1:02x} 0x{zero2:02x}, "
-                              "expected 0x00 0x00", "header")
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02x} {n}" for c, n in _IDX_DTYPE_NAMES.items())
-        raise DataError(path, f"unknown data type code 0x{code:02x} (known: {known})", "header")
-    if not 1 <= ndim <= 4:
-        raise DataError(path, f"unsupported number of dimensions {ndim} (expected 1 to 4)",
-                        "header")
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise DataError(path, f"truncated: a {ndim}-D IDX header is {header_size} bytes, file has "
-                              f"{len(data)}", "header")
-    shape = struct.unpack(f">{ndim}I", data[4:header_size])
-    dtype = _IDX_DTYPES[code]
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(data) - header_size
-    if found != expected:
-        dims = "x".join(str(d) for d in shape)
-        what = "truncated" if found < expected else f"{found - expected} trailing bytes"
-        raise DataError(path, f"{what}: header says {dims} = {expected} bytes of "
-                              f"{_IDX_DTYPE_NAMES[code]} data, file has {found}")
-    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
-    # a native-order, writable copy (frombuffer over bytes is read-only); uint8 stays uint8
-    return array.astype(dtype.newbyteorder("="), copy=True)
-
-
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file, raw or gzip (recognised by its magic bytes, not its name).
-
-    Returns the array with the header's shape (1 to 4 dimensions) and dtype converted to native
-    byte order: uint8, int8, int16, int32, float32 or float64. Raises DataError for a missing
-    or unreadable file, a corrupt gzip stream, a bad magic number or type code, an incomplete
-    header, or data whose size is not exactly the product of the dimensions.
-    """
-    return _parse_idx(_decompress(_read_bytes(path), path), path)
 
 
 def load_idx_images(path: PathLike) -> np.ndarray:

@@ -98,6 +98,17 @@ def test_predictions_do_not_depend_on_the_batch(classifier, regressor):
                 np.testing.assert_array_equal(part, full[start:start + size])
 
 
+def test_predictions_do_not_depend_on_the_memory_layout(classifier, regressor):
+    """Bitwise: a Fortran-ordered or strided batch (e.g. columns picked from a wider table)
+    gives what a C-ordered one gives."""
+    for predictor, x in ((classifier, random_images(50).reshape(50, 784).astype(np.float64)),
+                         (regressor, random_housing(300))):
+        expected = predictor.predict(x)
+        np.testing.assert_array_equal(predictor.predict(np.asfortranarray(x)), expected)
+        np.testing.assert_array_equal(predictor.predict(np.repeat(x, 2, axis=1)[:, ::2]),
+                                      expected)
+
+
 def test_batches_larger_than_one_inference_chunk(regressor):
     x = random_housing(9000, seed=2)
     full = regressor.predict(x)

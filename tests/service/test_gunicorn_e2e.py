@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,66 +24,10 @@ from threadpoolctl import threadpool_limits
 
 from model import Predictor
 from tests.factories import make_classifier, make_regressor, random_housing, random_images
+from tests.service.gunicorn_server import RELOAD_INTERVAL, Server
 from tests.service.test_registry import corrupt
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 60
-RELOAD_INTERVAL = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A gunicorn process serving ``artifacts``; stopped by its own pid."""
-
-    def __init__(self, artifacts: Path, workdir: Path) -> None:
-        self.artifacts = artifacts
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "server.log"
-        env = {**os.environ, "SERVICE_ARTIFACTS_DIR": str(artifacts), "WEB_CONCURRENCY": "2",
-               "SERVICE_RELOAD_INTERVAL": str(RELOAD_INTERVAL), "SERVICE_LOG_LEVEL": "INFO",
-               "SERVICE_MAX_BODY_BYTES": str(1 << 20),
-               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py",
-                 "--bind", f"127.0.0.1:{self.port}", "service.app:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT}s:\n"
-                           f"{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def access_lines(self) -> list[dict]:
-        lines = []
-        for line in self.log.read_text().splitlines():
-            if '"service.access"' in line:
-                lines.append(orjson.loads(line))
-        return lines
 
 
 @pytest.fixture(scope="module")

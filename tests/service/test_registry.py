@@ -82,6 +82,14 @@ def test_unknown_names_and_versions(root, version):
         reg.get("housing", version)
 
 
+def test_names_limit_loading_but_not_the_listing(root):
+    reg = Registry(root, names={"mnist"})
+    reg.refresh()
+    assert list(reg.models) == ["mnist"] and reg.get("mnist").version == 1
+    with pytest.raises(ModelNotFound, match="models: housing, mnist"):
+        reg.get("nope")
+
+
 def test_empty_or_missing_folder_loads_nothing(tmp_path):
     for folder in (tmp_path / "missing", tmp_path):
         reg = Registry(folder)

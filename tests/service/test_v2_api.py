@@ -14,6 +14,7 @@ from service.schemas import (
     V2ModelMetadata,
     V2ServerMetadata,
 )
+from service.signature import signature_from_metadata, signature_of
 from tests.factories import random_housing, random_images
 
 HEADER = "Inference-Header-Content-Length"
@@ -57,6 +58,18 @@ def test_model_metadata_describes_what_infer_takes(client):
     assert housing["outputs"] == [{"name": "MEDV", "datatype": "FP32", "shape": [-1]}]
     assert client.get("/v2/models/mnist/ready").get_json() == {"name": "mnist", "ready": True}
     assert client.get("/v2/models/mnist/versions/1/ready").status_code == 200
+
+
+def test_model_metadata_carries_the_whole_signature(client, artifacts):
+    """A client (the batch scorer's remote mode) rebuilds the server's exact Signature."""
+    for name in ("housing", "mnist"):
+        meta = client.get(f"/v2/models/{name}").get_json()
+        expected = signature_of(Predictor.from_artifact(artifacts / name / "1"))
+        assert signature_from_metadata(meta) == expected
+    assert meta["parameters"] == {"task": "classification", "value_range": [0.0, 255.0],
+                                  "labels": [str(i) for i in range(10)]}
+    with pytest.raises(ValueError, match="unexpected model metadata"):
+        signature_from_metadata({**meta, "parameters": {}})
 
 
 @pytest.mark.parametrize("datatype", ["FP32", "FP64", "UINT8", "INT64", "INT32"])

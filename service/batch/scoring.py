@@ -1,0 +1,154 @@
+"""Score an input file chunk by chunk: screen each chunk with the service's own checks,
+predict the good rows (locally, or through a running service), write results in order.
+
+Chunks are scored by a bounded pool of threads (NumPy releases the GIL in its loops and in
+BLAS; remote requests wait on the network), while the main thread reads the next chunks and
+writes finished ones in input order; at most ``2 * workers`` chunks are in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .. import codec
+from ..dataplane import DataPlane, Prediction
+from ..errors import NotFound, NotReady
+from ..registry import Registry
+from ..signature import Signature
+from .errors import UsageError
+from .inputs import Chunk, RowError, Source
+from .outputs import Metrics, Writer
+
+
+class Model(Protocol):
+    """What scoring needs of a model, local or remote."""
+
+    name: str
+    version: int
+    signature: Signature
+
+    def predict(self, x: np.ndarray) -> tuple[Prediction, dict[int, Any]]:
+        """(outputs for the rows of x it accepted, {index in x: details} of rows it refused)."""
+        ...
+
+
+class LocalModel:
+    """A model version loaded from an artifacts folder, predicted as the service does."""
+
+    def __init__(self, artifacts: Path, name: str, version: str | None) -> None:
+        if not artifacts.is_dir():
+            raise UsageError(f"artifacts folder {artifacts} does not exist (give --artifacts "
+                             "or set SERVICE_ARTIFACTS_DIR)")
+        # Warnings about versions that fail to load are reported below, in our words.
+        logging.getLogger("service.registry").setLevel(logging.ERROR)
+        registry = Registry(artifacts, names={name})
+        registry.refresh()
+        try:
+            mv = registry.get(name, version)
+        except (NotFound, NotReady) as exc:
+            raise UsageError(f"{exc.message} (in {artifacts})") from None
+        self.name, self.version = name, mv.version
+        self.signature = mv.signature
+        self.path = mv.path
+        newer = [v for v in registry.models[name].versions.values() if v.version > mv.version]
+        self.skipped = [f"version {v.version} did not load: {v.error}" for v in newer]
+        self._mv = mv
+        self._dataplane = DataPlane(registry)
+
+    def predict(self, x: np.ndarray) -> tuple[Prediction, dict[int, Any]]:
+        return self._dataplane.predict(self._mv, x), {}
+
+
+@dataclass
+class Scored:
+    """A chunk's outcome: record numbers and outputs of the scored rows, their targets,
+    and the rows that failed (sorted by record number)."""
+
+    rows: np.ndarray
+    prediction: Prediction | None
+    targets: np.ndarray | None
+    errors: list[RowError]
+    consumed: int
+
+
+def score_chunk(model: Model, chunk: Chunk) -> Scored:
+    """Screen a chunk with the service's checks and predict its good rows."""
+    sig = model.signature
+    if chunk.values is not None:
+        screened = codec.screen_rows(sig, chunk.values)
+    else:
+        screened = codec.screen_instances(sig, chunk.instances or [], chunk.check_booleans)
+    errors = list(chunk.errors)
+    errors += [RowError(int(chunk.rows[i]), chunk.line(i), codec.first_message(d), d)
+               for i, d in screened.problems.items()]
+    good = screened.good
+    prediction = None
+    if len(good):
+        prediction, refused = model.predict(screened.x)
+        if refused:
+            errors += [RowError(int(chunk.rows[good[i]]), chunk.line(int(good[i])),
+                                codec.first_message(d), d) for i, d in refused.items()]
+            good = np.delete(good, sorted(refused))
+    errors.sort(key=lambda e: e.row)
+    targets = chunk.targets[good] if chunk.targets is not None else None
+    return Scored(chunk.rows[good], prediction, targets, errors, chunk.consumed)
+
+
+@dataclass
+class Summary:
+    """What a run did."""
+
+    scored: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    metrics: dict[str, float | int] | None = None
+    unlabelled: int = 0
+    errors_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.scored + self.failed
+
+
+def run(source: Source, model: Model, writer: Writer, *, chunk_size: int, workers: int,
+        progress: Callable[[int], Any] | None = None) -> Summary:
+    """Score every chunk of ``source`` with ``model`` and write the results in order.
+
+    The caller commits or discards ``writer``. Exceptions (a bad file found mid-way, an
+    unreachable service) propagate after the pool has stopped.
+    """
+    started = time.perf_counter()
+    metrics = Metrics(model.signature)
+    pending: deque[Future[Scored]] = deque()
+
+    def finish(scored: Scored) -> None:
+        writer.write(scored.rows, scored.prediction, scored.errors)
+        metrics.add(scored.prediction, scored.targets)
+        if progress is not None:
+            progress(scored.consumed)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+    try:
+        for chunk in source.chunks(chunk_size):
+            pending.append(pool.submit(score_chunk, model, chunk))
+            while len(pending) > 2 * workers or (pending and pending[0].done()):
+                finish(pending.popleft().result())
+        while pending:
+            finish(pending.popleft().result())
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return Summary(scored=writer.scored, failed=writer.failed,
+                   seconds=time.perf_counter() - started, metrics=metrics.result(),
+                   unlabelled=metrics.missing if source.has_targets else 0)
