@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     housing = sub.add_parser(
         "housing", help="train the Boston-housing price regressor",
         description="Train an ensemble of small MLPs on quantile-transformed features with a "
-        "log-price target. Protocol: the first 80%% of rows (file order) train, a seeded 15%% "
-        "slice of them validates, the last 20%% is the test set. Prints the metrics as JSON.")
+        "log-price target. Protocol: the first 80% of rows (file order) train, a seeded 15% "
+        "slice of them validates, the last 20% is the test set. Prints the metrics as JSON.")
     _add_training_options(housing, "housing.data (14 numbers a line) or a CSV whose header "
                                    "names the 13 features and MEDV")
     housing.add_argument("--members", type=_positive_int,
@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     mnist = sub.add_parser(
         "mnist", help="train the MNIST digit classifier",
         description="Train a digit classifier on IDX files. With t10k-* files in the folder "
-        "they are the test set; otherwise a seeded 10%% slice of the training files is. A "
-        "seeded 5%% slice of the rest validates. Prints the metrics as JSON.")
+        "they are the test set; otherwise a seeded 10% slice of the training files is. A "
+        "seeded 5% slice of the rest validates. Prints the metrics as JSON.")
     _add_training_options(mnist, "folder with train-images-idx3-ubyte[.gz] and "
                                  "train-labels-idx1-ubyte[.gz] (optionally the t10k-* pair)")
     mnist.add_argument("--arch", choices=["mlp", "cnn"], default="cnn",
