@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,10 @@ def random_housing(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     mean, std = np.array(HOUSING_MEAN), np.array(HOUSING_STD)
     return np.abs(mean + std * rng.standard_normal((n, 13)))
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write a uint8 array as a gzipped IDX file."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes()))
+    return path

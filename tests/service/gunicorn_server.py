@@ -25,10 +25,14 @@ def free_port() -> int:
 
 
 class Server:
-    """A gunicorn process serving ``artifacts``; stopped by its own pid."""
+    """A gunicorn process serving ``artifacts``; stopped by its own pid.
+
+    ``command`` replaces the usual gunicorn arguments (after ``python -m gunicorn``); the
+    server is bound to 127.0.0.1 either way.
+    """
 
     def __init__(self, artifacts: Path, workdir: Path, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
         self.artifacts = artifacts
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -37,10 +41,10 @@ class Server:
                "SERVICE_RELOAD_INTERVAL": str(RELOAD_INTERVAL), "SERVICE_LOG_LEVEL": "INFO",
                "SERVICE_MAX_BODY_BYTES": str(1 << 20),
                "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **(env or {})}
+        args = command or ["-c", "service/gunicorn.conf.py", "service.app:create_app()"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py",
-                 "--bind", f"127.0.0.1:{self.port}", "service.app:create_app()"],
+                [sys.executable, "-m", "gunicorn", *args, "--bind", f"127.0.0.1:{self.port}"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> None:

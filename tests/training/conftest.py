@@ -1,24 +1,15 @@
 """Fixtures for trainer tests: small real subsets of the bundled data."""
 
-import gzip
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.factories import write_idx
 from training.datasets import read_idx
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "data" / "mnist-train-10k"
 HOUSING = ROOT / "data" / "housing" / "housing.data"
-
-
-def write_idx(path: Path, array: np.ndarray) -> Path:
-    """Write a uint8 array as a gzipped IDX file."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes()))
-    return path
 
 
 @pytest.fixture(scope="session")
