@@ -12,6 +12,7 @@ knows fails the test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -116,14 +117,17 @@ def test_every_readme_command_is_run_somewhere():
 def test_make_targets(cmd):
     """`make test`, `lint`, ... are what .ci/run runs; the rest must exist (dry run)."""
     target = cmd.argv[1]
-    dry = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=ROOT, env=env,
+                         capture_output=True, text=True)  # clean even when run under make
     assert dry.returncode == 0, dry.stderr
     if target in ("test", "lint", "k8s-validate", "container-test"):
         assert f"make {target}\n" in CI_SCRIPT, f".ci/run does not run make {target}"
     elif target == "serve":
         # `make serve` = train missing defaults (committed, so nothing to do) + this gunicorn
         gunicorn = next(c for c in COMMANDS if c.argv[0] == "gunicorn")
-        recipe = shlex.split(dry.stdout.strip().splitlines()[-1])
+        (line,) = [x for x in dry.stdout.splitlines() if " -m gunicorn " in x]
+        recipe = shlex.split(line)
         assert recipe[1:] == ["-m", *gunicorn.argv], dry.stdout
     else:
         assert target.startswith("bench-"), f"make {target}: no test runs it"
@@ -259,13 +263,14 @@ def test_evaluate_commands(cmd, workdir):
     assert json.loads(run.stdout) == json.loads(cmd.expected)
 
 
-def _fashion_stand_in(workdir: Path) -> Path:
-    """Real Fashion-MNIST if this machine has it (a small slice), else digits in its place."""
-    folder = workdir / "fashion-stand-in"
+def _shared_stand_in(workdir: Path, data: str) -> Path:
+    """A ../shared data folder of the README, cut to 300 images: the real one when this
+    machine has it, else real bundled digits in its place."""
+    folder = workdir / "stand-ins" / Path(data).name
     if not folder.exists():
-        folder.mkdir()
-        shared = ROOT.parent / "shared" / "data" / "fashion-mnist"
-        source = shared if shared.is_dir() else workdir / "mnist-full"
+        folder.mkdir(parents=True)
+        real = ROOT / data
+        source = real if real.is_dir() else workdir / "mnist-full"
         for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
             write_idx(folder / name, read_idx(source / name)[:300])
@@ -285,7 +290,7 @@ def test_training_commands(cmd, workdir):
     data = argv[argv.index("--data") + 1]
     replace = {}
     if data.startswith("../shared/"):
-        replace[data] = str(_fashion_stand_in(workdir))
+        replace[data] = str(_shared_stand_in(workdir, data))
     elif not (workdir / data).exists():
         raise AssertionError(f"{cmd}: no stand-in for {data} in this test")
     out = workdir / argv[argv.index("--out") + 1]
