@@ -1,9 +1,11 @@
-"""Build the image with podman and check it end to end on 127.0.0.1: `make container-test`.
+"""Build the image and check it end to end on 127.0.0.1: `make container-test`.
 
-Needs root (rootful podman, as ../shared/container/README.md sets it up) and the default models
-in artifacts/ (housing and mnist). Steps, each bounded in time, every container removed at the end
-even on failure or Ctrl-C:
-1. hadolint on the Dockerfile; ../shared/container/setup-podman.sh (idempotent); podman build.
+The container engine is `$CONTAINER_ENGINE` if set, else Docker when its engine answers,
+else podman when installed; only when neither is there does it fall back to this project's
+machines' podman set-up (../shared/container/setup-podman.sh, rootful podman, needs root).
+Needs the default models in artifacts/ (housing and mnist). Steps, each bounded in time, every
+container removed at the end even on failure or Ctrl-C:
+1. hadolint on the Dockerfile; the engine; the image build.
 2. The image: non-root USER, EXPOSE, HEALTHCHECK, exec-form gunicorn CMD; /app holds only what
    serving needs and nothing the app user can write.
 3. The image run as the README says: real housing rows and MNIST digits through V1 and V2 (the
@@ -12,8 +14,9 @@ even on failure or Ctrl-C:
 4. The KServe setup: read-only root with no writable /tmp, metrics on /dev/shm, PORT and
    WEB_CONCURRENCY from the environment, and a mounted artifacts folder (housing only) replacing
    the baked-in models.
-5. deploy/k8s/deployment.yaml under `podman kube play`: its security context, read-only root,
-   emptyDir and limits, with two local-only changes (one replica, a 127.0.0.1 host port).
+5. deploy/k8s/deployment.yaml under `podman kube play` (podman only; Docker has no such
+   command): its security context, read-only root, emptyDir and limits, with two local-only
+   changes (one replica, a 127.0.0.1 host port).
 """
 
 from __future__ import annotations
@@ -47,9 +50,10 @@ from training.datasets import load_digits, load_housing  # noqa: E402
 
 IMAGE = "localhost/numpy-model-server:test"
 SETUP_SCRIPT = ROOT.parent / "shared" / "container" / "setup-podman.sh"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PREFIX = f"nms-test-{os.getpid()}"
 APP_UID = "10001"
-READY_TIMEOUT = 60       # seconds from `podman run` to /v2/health/ready
+READY_TIMEOUT = 60       # seconds from `<engine> run` to /v2/health/ready
 REQUEST_TIMEOUT = 30
 BUILD_TIMEOUT = 900
 SETUP_TIMEOUT = 600
@@ -58,6 +62,9 @@ COMMAND_TIMEOUT = 60
 
 class Failed(Exception):
     """A check did not hold; the message says which."""
+
+
+ENGINE = "podman"        # or "docker": chosen by choose_engine() before anything runs
 
 
 def say(message: str) -> None:
@@ -86,6 +93,22 @@ def run(*args: str, timeout: float = COMMAND_TIMEOUT, ok: bool = True,
 
 def output(*args: str, timeout: float = COMMAND_TIMEOUT) -> str:
     return run(*args, timeout=timeout, quiet=True).stdout.strip()
+
+
+def engine(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """``run`` a command of the container engine (`docker ...` or `podman ...`)."""
+    return run(ENGINE, *args, **options)
+
+
+def engine_output(*args: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    return output(ENGINE, *args, timeout=timeout)
+
+
+def inspect_json(*target: str) -> dict[str, Any]:
+    """`<engine> [image] inspect` as JSON (podman needs `--format json`, docker's default)."""
+    kind, name = (target[0], target[1]) if len(target) == 2 else ("", target[0])
+    fmt = ("--format", "json") if ENGINE == "podman" else ()
+    return json.loads(engine_output(*filter(None, (kind, "inspect")), *fmt, name))[0]
 
 
 def free_port() -> int:
@@ -135,14 +158,14 @@ class Container:
 
     @classmethod
     def run(cls, name: str, *options: str, container_port: int = 8000) -> Container:
-        """A detached `podman run` of the image; remove it with cleanup()."""
+        """A detached `<engine> run` of the image; remove it with cleanup()."""
         port = free_port()
-        run("podman", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}",
+        engine("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}",
             *options, IMAGE, quiet=True)
         return cls(name, f"http://127.0.0.1:{port}")
 
     def inspect(self) -> dict[str, Any]:
-        return json.loads(output("podman", "inspect", "--format", "json", self.name))[0]
+        return inspect_json(self.name)
 
     def wait_ready(self) -> float:
         """Seconds until GET /v2/health/ready answers 200; fails if it dies or times out."""
@@ -159,19 +182,20 @@ class Container:
         raise Failed(f"{self.name} not ready within {READY_TIMEOUT} s")
 
     def running(self) -> bool:
-        state = run("podman", "inspect", "-f", "{{.State.Running}}", self.name, ok=False,
+        state = engine("inspect", "-f", "{{.State.Running}}", self.name, ok=False,
                     quiet=True)
         return state.stdout.strip() == "true"
 
     def logs(self) -> str:
-        proc = run("podman", "logs", "--tail", "40", self.name, ok=False, quiet=True)
+        proc = engine("logs", "--tail", "40", self.name, ok=False, quiet=True)
         return f"--- last log lines of {self.name}\n{proc.stdout}{proc.stderr}---"
 
     def exec(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("podman", "exec", self.name, *args, ok=ok, quiet=True)
+        return engine("exec", self.name, *args, ok=ok, quiet=True)
 
     def cleanup(self) -> None:
-        run("podman", "rm", "-f", "-t", "5", self.name, ok=False, quiet=True)
+        grace = ("-t", "5") if ENGINE == "podman" else ()     # docker rm -f kills at once
+        engine("rm", "-f", *grace, self.name, ok=False, quiet=True)
 
 
 @contextlib.contextmanager
@@ -193,7 +217,9 @@ def post(url: str, body: Any = None, data: bytes | None = None) -> requests.Resp
 
 # -- checks ---------------------------------------------------------------------------------------
 def close(served: np.ndarray, local: np.ndarray) -> bool:
-    """Equal up to float32 rounding (bitwise is expected: same wheels, one BLAS thread)."""
+    """Equal within the cross-machine tolerance: the container's OpenBLAS may pick another
+    kernel than this process (it does not inherit OPENBLAS_CORETYPE), so the last digits of
+    a float32 result can differ (docs/DESIGN.md, Reproducibility)."""
     return served.shape == local.shape and bool(np.allclose(served, local, rtol=1e-5,
                                                             atol=1e-6))
 
@@ -204,7 +230,7 @@ def diff(served: np.ndarray, local: np.ndarray) -> float:
 
 def check_image() -> None:
     say("image")
-    info = json.loads(output("podman", "image", "inspect", "--format", "json", IMAGE))[0]
+    info = inspect_json("image", IMAGE)
     config = info["Config"]
     check(config.get("User") == f"{APP_UID}:{APP_UID}", f"USER is {config.get('User')}")
     check("8000/tcp" in (config.get("ExposedPorts") or {}), "EXPOSE 8000")
@@ -217,11 +243,11 @@ def check_image() -> None:
     env = dict(e.split("=", 1) for e in config.get("Env") or [])
     check(env.get("SERVICE_ARTIFACTS_DIR") == "/app/artifacts" and env.get("PORT") == "8000",
           "ENV SERVICE_ARTIFACTS_DIR=/app/artifacts, PORT=8000")
-    listing = output("podman", "run", "--rm", IMAGE, "python", "-c",
+    listing = engine_output("run", "--rm", IMAGE, "python", "-c",
                      "import os; print(' '.join(sorted(os.listdir('/app'))))")
     check(listing.split() == ["artifacts", "deploy", "model", "requirements.txt", "service"],
           f"/app holds only what serving needs: {listing}")
-    writable = output("podman", "run", "--rm", IMAGE, "find", "/app", "-writable")
+    writable = engine_output("run", "--rm", IMAGE, "find", "/app", "-writable")
     check(writable == "", "nothing in /app is writable by the app user")
     say(f"  image size {int(info['Size']) / 1e6:.0f} MB")
 
@@ -273,8 +299,8 @@ def check_predictions(url: str, ref: Reference) -> None:
 
 def check_one_price(url: str, ref: Reference, what: str) -> None:
     resp = post(f"{url}/v1/models/housing:predict", {"instances": [list(map(float, ref.rows[0]))]})
-    check(resp.status_code == 200 and np.float32(resp.json()["predictions"][0])
-          == np.float32(ref.medv[0]), what)
+    check(resp.status_code == 200
+          and close(np.asarray(resp.json()["predictions"][:1], np.float32), ref.medv[:1]), what)
 
 
 def check_errors(url: str) -> None:
@@ -303,12 +329,23 @@ def check_process(box: Container) -> None:
           "the app user cannot change its code")
 
 
+def healthcheck(box: Container) -> int:
+    """Exit code of the image's HEALTHCHECK run now: `podman healthcheck run`; Docker has no
+    such command, so its test command from the image runs in the container."""
+    if ENGINE == "podman":
+        return engine("healthcheck", "run", box.name, ok=False, quiet=True).returncode
+    test = inspect_json("image", IMAGE)["Config"]["Healthcheck"]["Test"]
+    if test[0] != "CMD":
+        raise Failed(f"HEALTHCHECK is not in exec form: {test}")
+    return box.exec(*test[1:], ok=False).returncode
+
+
 def serve_default(ref: Reference) -> dict[str, float]:
-    say("container as the README runs it (podman run -p 127.0.0.1:PORT:8000 IMAGE)")
+    say(f"container as the README runs it ({ENGINE} run -p 127.0.0.1:PORT:8000 IMAGE)")
     box = Container.run(f"{PREFIX}-default")
     with watched(box, box.cleanup):
         ready = box.wait_ready()
-        say(f"  ready {ready:.1f} s after podman run")
+        say(f"  ready {ready:.1f} s after {ENGINE} run")
         models = requests.get(box.url + "/v1/models", timeout=REQUEST_TIMEOUT).json()["models"]
         check({m["name"] for m in models} >= {"housing", "mnist"},
               f"serves the baked-in models: {sorted(m['name'] for m in models)}")
@@ -318,12 +355,11 @@ def serve_default(ref: Reference) -> dict[str, float]:
         check('model_server_requests_total{' in metrics and 'model="mnist"' in metrics,
               "/metrics counts the requests of all workers")
         check_process(box)
-        check(run("podman", "healthcheck", "run", box.name, ok=False, quiet=True).returncode
-              == 0, "HEALTHCHECK passes (podman healthcheck run)")
+        check(healthcheck(box) == 0, "HEALTHCHECK passes")
         start = time.monotonic()
-        run("podman", "stop", "-t", "30", box.name, quiet=True, timeout=50)
+        engine("stop", "-t", "30", box.name, quiet=True, timeout=50)
         took = time.monotonic() - start
-        code = output("podman", "inspect", "-f", "{{.State.ExitCode}}", box.name)
+        code = engine_output("inspect", "-f", "{{.State.ExitCode}}", box.name)
         check(code == "0" and took < 15, f"SIGTERM stops gunicorn gracefully: exit {code} in "
                                          f"{took:.1f} s")
     return ready
@@ -335,7 +371,9 @@ def serve_kserve_like(ref: Reference, workdir: Path) -> None:
     shutil.copytree(ROOT / "artifacts" / "housing", mounted / "housing")
     for path in [workdir, *mounted.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    box = Container.run(f"{PREFIX}-kserve", "--read-only", "--read-only-tmpfs=false",
+    # podman mounts a tmpfs on /tmp of a --read-only container unless told not to; docker never
+    no_tmpfs = ["--read-only-tmpfs=false"] if ENGINE == "podman" else []
+    box = Container.run(f"{PREFIX}-kserve", "--read-only", *no_tmpfs,
                         "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1",
                         "-e", "PROMETHEUS_MULTIPROC_DIR=/dev/shm/model-server-metrics",
                         "-v", f"{mounted}:/app/artifacts:ro", container_port=8080)
@@ -352,7 +390,8 @@ def serve_kserve_like(ref: Reference, workdir: Path) -> None:
         metrics = requests.get(box.url + "/metrics", timeout=REQUEST_TIMEOUT)
         check(metrics.status_code == 200 and "model_server_requests_total" in metrics.text,
               "metrics kept on /dev/shm")
-        table = output("podman", "top", box.name, "args").splitlines()[1:]
+        table = engine_output("top", box.name, *(["args"] if ENGINE == "podman" else []))
+        table = table.splitlines()[1:]
         servers = sum("gunicorn" in line for line in table)
         check(servers == 2, f"PORT=8080 and WEB_CONCURRENCY=1 honoured: master + 1 worker "
                             f"({servers} gunicorn processes)")
@@ -382,10 +421,10 @@ def kube_play(ref: Reference, workdir: Path) -> None:
     box = Container(f"{name}-pod-0-{container['name']}", f"http://127.0.0.1:{port}")
 
     def down() -> None:
-        run("podman", "kube", "down", str(path), ok=False, quiet=True, timeout=120)
+        engine("kube", "down", str(path), ok=False, quiet=True, timeout=120)
 
     with watched(box, down):
-        run("podman", "kube", "play", str(path), quiet=True, timeout=120)
+        engine("kube", "play", str(path), quiet=True, timeout=120)
         box.wait_ready()
         check_one_price(box.url, ref, "serves predictions")
         info = box.inspect()
@@ -401,9 +440,30 @@ def kube_play(ref: Reference, workdir: Path) -> None:
               "/tmp is the writable emptyDir")
 
 
-def prepare() -> None:
+def choose_engine() -> str:
+    """`$CONTAINER_ENGINE`; else Docker when its engine answers (a docker client alone is not
+    enough); else podman when installed; else this project's machines' podman set-up."""
+    wanted = os.environ.get("CONTAINER_ENGINE")
+    if wanted:
+        if wanted not in ("docker", "podman") or not shutil.which(wanted):
+            raise Failed(f"CONTAINER_ENGINE={wanted}: expected docker or podman on PATH")
+        return wanted
+    if shutil.which("docker") and run("docker", "info", ok=False, quiet=True).returncode == 0:
+        return "docker"
+    if shutil.which("podman"):
+        return "podman"
+    if not SETUP_SCRIPT.exists():
+        raise Failed("no container engine: install Docker or podman (or set CONTAINER_ENGINE)")
     if os.geteuid() != 0:
-        raise Failed("needs root: rootful podman, as ../shared/container/README.md sets it up")
+        raise Failed(f"no Docker or podman; {SETUP_SCRIPT} installs rootful podman and needs root")
+    start = time.monotonic()
+    run("bash", str(SETUP_SCRIPT), timeout=SETUP_TIMEOUT)
+    say(f"  podman set up by {SETUP_SCRIPT} in {time.monotonic() - start:.0f} s")
+    return "podman"
+
+
+def prepare() -> None:
+    global ENGINE
     missing = [n for n in ("housing", "mnist") if not any(
         (ROOT / "artifacts" / n).glob("*/manifest.json"))]
     if missing:
@@ -412,44 +472,57 @@ def prepare() -> None:
     say("hadolint Dockerfile")
     run(tool("hadolint"), str(ROOT / "Dockerfile"))
     check(True, "hadolint: no findings")
-    if SETUP_SCRIPT.exists():
-        start = time.monotonic()
-        run("bash", str(SETUP_SCRIPT), timeout=SETUP_TIMEOUT)
-        say(f"  podman setup {time.monotonic() - start:.0f} s")
-    elif not shutil.which("podman"):
-        raise Failed(f"podman missing and no {SETUP_SCRIPT} to install it")
+    ENGINE = choose_engine()
+    say(f"container engine: {ENGINE}")
+
+
+def podman_build_options() -> list[str]:
+    """podman keeps HEALTHCHECK only in Docker's image format. A base image already here is
+    used as it is (offline machines, such as this project's, have a local stand-in), and the
+    host's CA bundle is mounted for the RUN steps only, so it never enters the image."""
+    if ENGINE != "podman":
+        return []
+    options = ["--format", "docker", "--network", "host"]
+    base = next(line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+                if line.startswith("FROM "))
+    if engine("image", "exists", base, ok=False, quiet=True).returncode == 0:
+        options.append("--pull=never")
+    if CA_BUNDLE.exists():
+        options += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+    return options
 
 
 def build() -> float:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     revision = run("git", "-C", str(ROOT), "rev-parse", "HEAD", ok=False, quiet=True)
-    old = run("podman", "image", "inspect", "-f", "{{.Id}}", IMAGE, ok=False, quiet=True)
-    say(f"podman build -t {IMAGE}")
+    old = engine("image", "inspect", "-f", "{{.Id}}", IMAGE, ok=False, quiet=True)
+    say(f"{ENGINE} build -t {IMAGE}")
     start = time.monotonic()
-    run("podman", "build", "--pull=never", "--network", "host", "--format", "docker",
-        "-v", "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
-        "--build-arg", f"VERSION={version}",
-        "--build-arg", f"REVISION={revision.stdout.strip() or 'unknown'}",
-        "-t", IMAGE, str(ROOT), quiet=True, timeout=BUILD_TIMEOUT)
+    engine("build", *podman_build_options(),
+           "--build-arg", f"VERSION={version}",
+           "--build-arg", f"REVISION={revision.stdout.strip() or 'unknown'}",
+           "-t", IMAGE, str(ROOT), quiet=True, timeout=BUILD_TIMEOUT)
     took = time.monotonic() - start
     say(f"  built in {took:.1f} s")
-    if old.returncode == 0 and old.stdout.strip() != output(
-            "podman", "image", "inspect", "-f", "{{.Id}}", IMAGE):
+    if old.returncode == 0 and old.stdout.strip() != engine_output(
+            "image", "inspect", "-f", "{{.Id}}", IMAGE):
         # The previous build of this tag, now untagged: drop it (it fails harmlessly if used).
-        run("podman", "rmi", old.stdout.strip(), ok=False, quiet=True)
+        engine("rmi", old.stdout.strip(), ok=False, quiet=True)
     return took
 
 
 def remove_leftovers() -> None:
     """Pods and containers of this run that an interrupted step left behind."""
-    if not shutil.which("podman"):
+    if not shutil.which(ENGINE):
         return
+    kinds = [("container", ("ps", "-a", "--format", "{{.Names}}"))]
+    if ENGINE == "podman":
+        kinds.insert(0, ("pod", ("ps", "--format", "{{.Name}}")))
     with contextlib.suppress(Failed):
-        for kind, listing in (("pod", ("ps", "--format", "{{.Name}}")),
-                              ("container", ("ps", "-a", "--format", "{{.Names}}"))):
-            names = output("podman", kind, *listing, "--filter", f"name={PREFIX}")
+        for kind, listing in kinds:
+            names = engine_output(kind, *listing, "--filter", f"name={PREFIX}")
             for name in names.split():
-                run("podman", kind, "rm", "-f", name, ok=False, quiet=True)
+                engine(kind, "rm", "-f", name, ok=False, quiet=True)
 
 
 def interrupted(signum: int, frame: Any) -> None:
@@ -468,7 +541,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as tmp:
             ready = serve_default(ref)
             serve_kserve_like(ref, Path(tmp))
-            if os.environ.get("CONTAINER_TEST_KUBE_PLAY", "1") != "0":
+            if ENGINE != "podman":
+                say(f"deploy/k8s/deployment.yaml: skipped ({ENGINE} has no `kube play`)")
+            elif os.environ.get("CONTAINER_TEST_KUBE_PLAY", "1") != "0":
                 kube_play(ref, Path(tmp))
     except Failed as exc:
         say(f"\nFAILED: {exc}")
