@@ -1,23 +1,43 @@
 # One entry point for people and CI. `make serve` and `make test` are the README's two commands.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first of python3, python3.14 ... python3.11 that is Python 3.11 or newer; override
+# with `make PYTHON=/path/to/python3.x ...`.
+PYTHON ?= $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
+	&& { command -v $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
-        bench-batch clean
+.PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
+        bench-train bench-serve bench-batch clean
 
 setup: $(STAMP)
 
 # (Re)create the virtual environment whenever the pinned dependencies change.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo \
+	"make: needs Python 3.11 or newer as python3 (or python3.11 ... python3.14) on PATH, found: \
+	$$($(or $(PYTHON),python3) --version 2>&1 | tail -1); install one, or run make \
+	PYTHON=/path/to/python3.x" >&2; exit 1; }
+	@"$(PYTHON)" -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot \
+	create virtual environments (no ensurepip); on Debian or Ubuntu: apt-get install \
+	python3-venv" >&2; exit 1; }
+	"$(PYTHON)" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The README replay and the model/service tests again under other OpenBLAS kernels
+# (SkylakeX, Sandybridge): outputs computed elsewhere must hold on any CPU (.ci/run).
+test-kernels: $(STAMP)
+	$(BIN)/python tests/kernel_matrix.py
+
+# pip resolves every pin from wheels for CPython 3.11-3.14 on Linux x86_64 and aarch64.
+check-wheels: $(STAMP)
+	$(BIN)/python tests/wheel_matrix.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
