@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   python -m training housing --data data/housing/housing.data --out artifacts
   python -m training mnist --data data/mnist-train-10k --out artifacts
   python -m training mnist --data ~/mnist --arch mlp --no-augment --epochs 10
-  python -m training evaluate --model artifacts/mnist/1 --data ../shared/data/mnist
+  python -m training evaluate --model artifacts/mnist/1 --data ~/mnist
 """
 
 
