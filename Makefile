@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
-        bench-batch clean
+        bench-batch bench-onnx clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,10 @@ bench-serve: $(STAMP)
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+
+# Inference beside onnxruntime on the exported graphs (one thread each), both models.
+bench-onnx: $(STAMP)
+	$(BIN)/python bench/onnx_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
