@@ -54,8 +54,8 @@ def export(model_dir: str | os.PathLike, fmt: str, out: str | os.PathLike,
             written = [folder / str(artifact.version) / triton.MODEL_FILE,
                        folder / triton.CONFIG_FILE]
     except OSError as exc:
-        raise ExportError(f"{exc.filename or out}: cannot write the export: "
-                          f"{exc.strerror or exc}") from None
+        # named by --out: the file that failed may be a temporary one beside it
+        raise ExportError(f"{out}: cannot write the export: {exc.strerror or exc}") from None
     return {
         "format": fmt, "model": artifact.name, "version": artifact.version,
         "written": [str(p) for p in written], "bytes": len(data), "opset": onnx_model.OPSET,
