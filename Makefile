@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch clean
+        bench-train bench-serve bench-batch bench-onnx clean
 
 setup: $(STAMP)
 
@@ -77,6 +77,10 @@ bench-serve: $(STAMP)
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+
+# Inference beside onnxruntime on the exported graphs (one thread each), both models.
+bench-onnx: $(STAMP)
+	$(BIN)/python bench/onnx_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -235,6 +235,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a synced temporary file beside it and one rename,
+    so readers see the old file or the whole new one, and a failure leaves neither part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
 def save_artifact(root: str | os.PathLike, name: str, network: Sequential,
                   manifest: Mapping[str, Any],
                   extra_files: Mapping[str, bytes] | None = None) -> Path:

@@ -96,7 +96,7 @@ def _kind(cmd: Command) -> str:
     if argv[:3] == ("python", "-m", "service.batch"):
         return "batch"
     if argv[:3] == ("python", "-m", "training"):
-        return "evaluate" if argv[3] == "evaluate" else "train"
+        return argv[3] if argv[3] in ("evaluate", "export") else "train"
     if argv == ("source", ".venv/bin/activate"):
         return "activate"
     return "unknown"
@@ -266,6 +266,22 @@ def test_evaluate_commands(cmd, workdir):
     assert run.returncode == 0, run.stderr
     assert cmd.expected is not None, f"{cmd}: show its output"
     assert_json_close(json.loads(run.stdout), json.loads(cmd.expected))
+
+
+@pytest.mark.parametrize("cmd", _of_kind("export"), ids=str)
+def test_export_commands(cmd, workdir):
+    """As written, on the committed models: the files it names exist and are valid ONNX."""
+    import onnx
+
+    run = _run(cmd.argv, workdir)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["format"] == cmd.argv[cmd.argv.index("--format") + 1]
+    out = workdir / cmd.argv[cmd.argv.index("--out") + 1]
+    for path in (workdir / p for p in summary["written"]):
+        assert path.is_file() and out in (path, *path.parents), path
+        if path.suffix == ".onnx":
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
 # Folders the README tells users to fetch, and where this project's machines keep a copy.

@@ -1,4 +1,4 @@
-"""Command line of the trainer: ``python -m training {housing,mnist,evaluate} ...``.
+"""Command line of the trainer: ``python -m training {housing,mnist,evaluate,export} ...``.
 
 Exit codes: 0 success, 2 bad arguments or bad input files (data, artifact), 1 other failures.
 """
@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
 from model import ArtifactError, InputError
 
-from .errors import DataError
+from .errors import DataError, ExportError, MissingExtraError
 from .run import TrainOptions, command_line
 
 EXAMPLES = """examples:
@@ -21,6 +22,8 @@ EXAMPLES = """examples:
   python -m training mnist --data data/mnist-train-10k --out artifacts
   python -m training mnist --data ~/mnist --arch mlp --no-augment --epochs 10
   python -m training evaluate --model artifacts/mnist/1 --data ~/mnist
+  python -m training export --format onnx --model artifacts/housing/1 --out housing.onnx
+  python -m training export --format triton --model artifacts/mnist/1 --out model-repository
 """
 
 
@@ -118,6 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", type=Path, required=True,
                     help="housing file, or folder of IDX files (its t10k pair if present, "
                          "else its train pair)")
+
+    ex = sub.add_parser(
+        "export", help="export a saved model to ONNX or a Triton model repository",
+        description=textwrap.fill(
+            "Write a saved model as one self-contained ONNX graph (opset 17) taking "
+        "the service's raw inputs (housing: features [n, 13] float32; digits: images "
+        "[n, 28, 28] float32 pixels 0-255) with the preprocessing inside, and giving its V2 "
+        "outputs (MEDV; probabilities and label). Metadata: name, version, weights and "
+        "manifest sha256, metrics. Before writing, the graph runs in onnxruntime beside the "
+        "model and is refused if they disagree. The output is written atomically. Needs the "
+        "export extra: pip install '.[export]'. Prints a JSON summary.", 79),
+        epilog="examples:\n  python -m training export --format onnx --model "
+        "artifacts/housing/1 --out housing.onnx\n  python -m training export --format triton "
+        "--model artifacts/mnist/1 --out model-repository",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("--format", required=True, choices=["onnx", "triton"],
+                    help="onnx: one .onnx file; triton: a model repository, "
+                         "OUT/<name>/config.pbtxt and OUT/<name>/<version>/model.onnx")
+    ex.add_argument("--model", type=Path, required=True,
+                    help="artifact folder, e.g. artifacts/housing/1")
+    ex.add_argument("--out", type=Path, required=True,
+                    help="the .onnx file (onnx) or the repository folder (triton) to write")
+    ex.add_argument("--max-batch-size", type=_positive_int, default=1024,
+                    help="triton: the largest batch Triton may form (default: 1024, the "
+                         "service's SERVICE_MAX_INSTANCES default)")
+    ex.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                    help="compare the graph with the model on seeded inputs before writing "
+                         "(default: on)")
     return parser
 
 
@@ -127,6 +158,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         from .evaluate import evaluate
 
         return evaluate(args.model, args.data)
+    if args.command == "export":
+        from .export import export
+
+        return export(args.model, args.format, args.out, max_batch_size=args.max_batch_size,
+                      verify=args.verify)
     options = TrainOptions(data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
                            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                            weight_decay=args.weight_decay, patience=args.patience,
@@ -149,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         print(json.dumps(run(args, argv), indent=2))
-    except (DataError, ArtifactError, InputError) as exc:
+    except (DataError, ArtifactError, InputError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was saved", file=sys.stderr)
         return 130
