@@ -113,19 +113,27 @@ class Standardize(Step):
         return {"type": "Standardize", "mean": self.mean, "std": self.std}
 
 
+#: P. J. Acklam's coefficients for normal_ppf: numerators and denominators of the central
+#: (a/b) and tail (c/d) rational functions, and where the tails begin. Shared with the
+#: ONNX export, which must compute the same function.
+ACKLAM = (
+    (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+     1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00),
+    (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+     6.680131188771972e01, -1.328068155288572e01),
+    (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+     -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00),
+    (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+     3.754408661907416e00),
+    0.02425,
+)
+
+
 def normal_ppf(p: np.ndarray) -> np.ndarray:
     """Inverse of the standard normal CDF for p in (0, 1), vectorised (P. J. Acklam's
     rational approximation, relative error < 1.2e-9: far below float32 resolution)."""
     p = np.asarray(p, dtype=np.float64)
-    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-         6.680131188771972e01, -1.328068155288572e01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-         3.754408661907416e00)
-    low = 0.02425
+    a, b, c, d, low = ACKLAM
     out = np.empty_like(p)
     mid = (p >= low) & (p <= 1 - low)
     q = p[mid] - 0.5

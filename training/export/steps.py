@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from model.preprocessing import (
+    ACKLAM,
     Clip,
     QuantileNormal,
     Scale,
@@ -111,15 +112,7 @@ def _horner(g: Graph, x: str, coefficients: tuple[float, ...], last: float | Non
 def _normal_ppf(g: Graph, p: str) -> str:
     """``model.preprocessing.normal_ppf`` (Acklam's approximation) on float64 p: both
     branches computed everywhere, then the one NumPy takes is selected."""
-    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-         6.680131188771972e01, -1.328068155288572e01)
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-         3.754408661907416e00)
-    low = 0.02425
+    a, b, c, d, low = ACKLAM
     q = g.sub(p, g.const("half", 0.5, F64))
     r = g.mul(q, q)
     central = g.div(g.mul(_horner(g, r, a, None), q), _horner(g, r, b, 1.0))
