@@ -114,6 +114,11 @@ def build_spec(models: Mapping[str, Model], max_instances: int) -> dict[str, Any
             "requestBody": json_body("InferenceRequest"),
             "responses": _responses("Outputs", "InferenceResponse",
                                     "400", "404", "405", "413", "415", "503")}})
+    spec.path(path="/", operations={"get": {
+        "summary": "Server liveness (KServe V1): {\"status\": \"alive\"}",
+        "responses": {"200": {"description": "Live", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"status": {
+                "type": "string", "enum": ["alive"]}}}}}}}}})
     spec.path(path="/v1/models", operations={"get": {
         "summary": "All models and their versions",
         "responses": _responses("Models", "V1ModelList")}})

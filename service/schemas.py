@@ -151,6 +151,12 @@ class InferenceRequest(StrictSchema):
     """``POST /v2/models/{name}[/versions/{v}]/infer`` body (or its JSON header)."""
 
     id = fields.String()
+    # KServe's Python SDK (InferRequest.to_rest) sends the model's name, and may send its
+    # version; they must name the model and version the URL addresses (checked by v2.py).
+    model_name = fields.String(metadata={
+        "description": "optional; if given, the model of the URL"})
+    model_version = fields.String(metadata={
+        "description": "optional; if given (not empty), the version the URL serves"})
     parameters = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
         "description": "binary_data_output (bool) is the one supported parameter"})
     inputs = fields.List(fields.Nested(RequestInput), required=True, validate=Length(min=1))

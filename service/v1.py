@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.datastructures import MIMEAccept
 
 from . import codec
 from .dataplane import DataPlane, Prediction
@@ -43,10 +45,31 @@ def predictions(pred: Prediction) -> Any:
             for i, label in enumerate(pred.labels.tolist())]
 
 
-def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
-    """The V1 routes over ``dataplane``."""
+#: What ``GET /`` may answer, most preferred first when the client does not choose.
+ROOT_TYPES = ("application/json", "text/html")
+
+
+def wants_page(accept: MIMEAccept) -> bool:
+    """True if the client prefers a web page to JSON (a browser), by its Accept header.
+
+    KServe's V1 liveness probe (``is_server_live``) and curl send ``*/*`` or nothing and
+    get JSON; a browser's ``text/html, ..., */*;q=0.8`` asks for the page.
+    """
+    return accept.best_match(ROOT_TYPES, default=ROOT_TYPES[0]) == "text/html"
+
+
+def make_blueprint(dataplane: DataPlane, max_instances: int,
+                   page: Callable[[], Response] | None = None) -> Blueprint:
+    """The V1 routes over ``dataplane``; ``page`` answers browsers at ``/`` when given."""
     bp = Blueprint("v1", __name__)
     schema = V1PredictRequest(max_instances=max_instances)
+
+    @bp.get("/")
+    def server_live() -> Response:
+        """KServe V1 server liveness, as KServe's model server answers it; or the page."""
+        if page is not None and wants_page(request.accept_mimetypes):
+            return page()
+        return json_response({"status": "alive"})
 
     @bp.get("/v1/models")
     def list_models() -> Response:

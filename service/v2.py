@@ -113,6 +113,29 @@ def _binary_inputs(req: dict[str, Any], tail: bytes) -> list[bytes | None]:
     return chunks
 
 
+def check_addressed(mv: ModelVersion, req: dict[str, Any], versioned: bool) -> None:
+    """400 unless the body's optional ``model_name`` / ``model_version`` (KServe's SDK sends
+    them) name the model and version that serves this URL: a contradiction is never
+    silently answered by another model. An empty ``model_version`` means "not named", as
+    in the protocol's gRPC messages."""
+    route = (f"/v2/models/{mv.name}/versions/{mv.version}/infer" if versioned
+             else f"/v2/models/{mv.name}/infer")
+    name = req.get("model_name")
+    if name is not None and name != mv.name:
+        raise InvalidRequest(
+            f"the request names model_name {name!r} but was sent to {route}; send it to "
+            f"/v2/models/{name}/infer or leave model_name out",
+            {"model_name": [f"Must be {mv.name!r}, the model of the URL."]})
+    version = req.get("model_version")
+    if version and version != str(mv.version):
+        where = "this URL serves" if versioned else "the URL names no version; it serves"
+        raise InvalidRequest(
+            f"the request names model_version {version!r} but {where} version {mv.version} "
+            f"of {mv.name!r}; send it to /v2/models/{mv.name}/versions/{version}/infer or "
+            "leave model_version out",
+            {"model_version": [f"Must be {str(mv.version)!r}, the version of the URL."]})
+
+
 def requested_outputs(mv: ModelVersion, req: dict[str, Any]) -> list[tuple[str, bool]]:
     """[(output name, as binary data)] the answer must carry; 400 for anything unknown.
 
@@ -217,6 +240,7 @@ def make_blueprint(dataplane: DataPlane, max_instances: int) -> Blueprint:
         header, tail = _split_body(body)
         obj = codec.loads(header)
         req = codec.load_envelope(schema, obj)
+        check_addressed(mv, req, version is not None)
         _unsupported(req.get("parameters") or {}, REQUEST_PARAMETERS, {}, "request")
         chunks = _binary_inputs(req, tail)
         if len(req["inputs"]) != 1:

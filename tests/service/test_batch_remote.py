@@ -24,7 +24,7 @@ from tests.factories import (
     random_housing,
     random_images,
 )
-from tests.service.gunicorn_server import RELOAD_INTERVAL, ROOT, Server, free_port
+from tests.service.gunicorn_server import RELOAD_INTERVAL, ROOT, Server, free_port, running
 from tests.service.test_batch import housing_csv, idx_file, with_cell
 from tests.service.test_registry import corrupt
 
@@ -39,12 +39,8 @@ def server(tmp_path_factory):
     artifacts = workdir / "artifacts"
     make_regressor(artifacts)
     make_classifier(artifacts, arch="cnn")
-    srv = Server(artifacts, workdir, env=LIMITS)
-    try:
-        srv.wait_ready()
+    with running(artifacts, workdir, env=LIMITS) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def both(capsys, server, tmp_path: Path, *args: str | Path,

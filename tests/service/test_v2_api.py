@@ -255,3 +255,33 @@ def test_wrong_method_is_405(client):
     resp = client.get("/v2/models/mnist/infer")
     assert_error(resp, 405)
     assert resp.headers["Allow"] == "POST"
+
+
+# -- model_name / model_version in the body (KServe's Python SDK sends them) -----------------
+@pytest.mark.parametrize("extra,version", [
+    ({"model_name": "mnist"}, None),
+    ({"model_name": "mnist", "model_version": "1"}, None),
+    ({"model_name": "mnist", "model_version": "1"}, "1"),
+    ({"model_version": ""}, None),
+])
+def test_body_may_name_the_model_and_version_of_the_url(client, extra, version):
+    body = {"id": "k1", **extra, "inputs": [image_tensor()]}
+    resp = infer(client, "mnist", body, version=version)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["model_name"] == "mnist" and resp.get_json()["id"] == "k1"
+
+
+@pytest.mark.parametrize("extra,version,field", [
+    ({"model_name": "housing"}, None, "model_name"),
+    ({"model_name": ""}, None, "model_name"),
+    ({"model_version": "2"}, None, "model_version"),
+    ({"model_version": "2"}, "1", "model_version"),
+    ({"model_version": 1}, None, "model_version"),
+    ({"model_name": "mnist", "model_versions": "1"}, None, "model_versions"),
+])
+def test_body_contradicting_the_url_is_400(client, extra, version, field):
+    err = assert_error(infer(client, "mnist", {**extra, "inputs": [image_tensor()]},
+                             version=version), 400)
+    assert field in err["details"], err
+    if field == "model_name" and extra["model_name"]:
+        assert "'housing'" in err["error"] and "/v2/models/mnist/infer" in err["error"]
