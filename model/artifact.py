@@ -180,7 +180,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         validate_manifest(manifest)
     except ArtifactError as exc:
         raise ArtifactError(f"{manifest_path}: {exc}") from None
-    if path.name.isdigit() and (path.name != str(manifest["version"])
+    if parse_version(path.name) is not None and (path.name != str(manifest["version"])
                                 or path.parent.name != manifest["name"]):
         raise ArtifactError(f"{path}: manifest says {manifest['name']}/{manifest['version']}, "
                             f"the folder is {path.parent.name}/{path.name}")
@@ -210,14 +210,28 @@ def _check_output(manifest: dict[str, Any], network: Sequential, path: Path) -> 
                             f"{manifest['task']} model with this manifest needs {expected}")
 
 
-# -- save ----------------------------------------------------------------------------------
+# -- versions ------------------------------------------------------------------------------
+def parse_version(text: str) -> int | None:
+    """The version a folder name (or a requested version) stands for, or None.
+
+    The one rule of what a version is: a positive integer written without leading zeros
+    (so ".tmp-*" folders of a training in progress, "01" or "latest" are never versions).
+    """
+    if text.isdigit() and not text.startswith("0") and len(text) < 10:
+        return int(text)
+    return None
+
+
 def list_versions(model_dir: str | os.PathLike) -> list[int]:
-    """Version numbers present under ``model_dir`` (folders named by an integer), sorted."""
+    """Version numbers present under ``model_dir`` (folders named by a version), sorted."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir()
-                  if p.is_dir() and p.name.isdigit() and not p.name.startswith("0"))
+    return sorted(v for p in model_dir.iterdir()
+                  if p.is_dir() and (v := parse_version(p.name)) is not None)
+
+
+# -- save ----------------------------------------------------------------------------------
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -18,8 +18,8 @@ from typing import IO
 import numpy as np
 import orjson
 
-from ..dataplane import Prediction
-from ..signature import Signature
+from model.interface import ModelInterface, Prediction
+
 from .inputs import RowError
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -93,7 +93,7 @@ def _row_tokens(values: np.ndarray) -> list[bytes]:
 class Writer:
     """Writes scored chunks, in order, to the output and the error report."""
 
-    def __init__(self, path: Path, fmt: str, sig: Signature) -> None:
+    def __init__(self, path: Path, fmt: str, sig: ModelInterface) -> None:
         self.fmt = fmt
         self.classification = sig.task == "classification"
         self.out = AtomicFile(path)
@@ -117,11 +117,9 @@ class Writer:
             return
         self.scored += len(rows)
         if self.classification:
-            assert prediction.labels is not None and prediction.probabilities is not None
             columns = [_tokens(rows), _tokens(prediction.labels),
                        _row_tokens(prediction.probabilities)]
         else:
-            assert prediction.values is not None
             columns = [_tokens(rows), _tokens(prediction.values)]
         line = self.line
         lines = [line % fields for fields in zip(*columns, strict=True)]
@@ -141,11 +139,11 @@ class Writer:
         self.errors.discard()
 
 
-class Metrics:
+class TargetMetrics:
     """Running accuracy (classification) or RMSE and MAE (regression) over the scored rows
     that carry a true value; memory does not grow with the input."""
 
-    def __init__(self, sig: Signature) -> None:
+    def __init__(self, sig: ModelInterface) -> None:
         self.classification = sig.task == "classification"
         self.n = 0
         self.missing = 0
@@ -163,10 +161,8 @@ class Metrics:
             return
         self.n += int(known.sum())
         if self.classification:
-            assert prediction.labels is not None
             self.correct += int((prediction.labels[known] == targets[known]).sum())
         else:
-            assert prediction.values is not None
             err = prediction.values[known].astype(np.float64) - targets[known]
             self.squared += float(np.dot(err, err))
             self.absolute += float(np.abs(err).sum())

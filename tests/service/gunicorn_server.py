@@ -61,8 +61,8 @@ class Server:
             try:
                 if requests.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a worker still loading on a busy machine
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT}s:\n"
                            f"{self.log.read_text()[-3000:]}")

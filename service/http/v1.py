@@ -1,4 +1,5 @@
-"""KServe V1 / TensorFlow Serving REST routes: thin wrappers over codec and DataPlane."""
+"""KServe V1 / TensorFlow Serving REST routes: decode ``instances``, ``DataPlane.predict``,
+write ``predictions``."""
 
 from __future__ import annotations
 
@@ -8,18 +9,25 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MIMEAccept
 
-from . import codec
-from .dataplane import DataPlane, Prediction
-from .registry import Model
-from .schemas import V1PredictRequest
-from .wire import read_body
+from model.interface import Prediction
+
+from ..core import jsonio
+from ..core.dataplane import DataPlane
+from ..core.instances import instances_to_batch
+from ..core.registry import ServedModel
+from ..core.schemas import V1PredictRequest, load_envelope
+from .body import read_body
+from .routing import addressed
+
+#: What ``GET /`` may answer, most preferred first when the client does not choose.
+ROOT_TYPES = ("application/json", "text/html")
 
 
 def json_response(obj: Any) -> Response:
-    return Response(codec.dumps(obj), mimetype="application/json")
+    return Response(jsonio.dumps(obj), mimetype="application/json")
 
 
-def model_status(model: Model) -> dict[str, Any]:
+def model_status(model: ServedModel) -> dict[str, Any]:
     """``{"name", "ready", "version", "versions", "model_version_status"}`` of a model."""
     latest = model.latest
     out: dict[str, Any] = {"name": model.name, "ready": latest is not None}
@@ -36,17 +44,13 @@ def model_status(model: Model) -> dict[str, Any]:
     return out
 
 
-def predictions(pred: Prediction) -> Any:
+def predictions(pred: Prediction, task: str) -> Any:
     """V1 ``predictions``: numbers (regression) or {"label", "probabilities"} objects."""
-    if pred.values is not None:
+    if task != "classification":
         return pred.values
     probs = pred.probabilities
     return [{"label": label, "probabilities": probs[i]}
             for i, label in enumerate(pred.labels.tolist())]
-
-
-#: What ``GET /`` may answer, most preferred first when the client does not choose.
-ROOT_TYPES = ("application/json", "text/html")
 
 
 def wants_page(accept: MIMEAccept) -> bool:
@@ -58,11 +62,11 @@ def wants_page(accept: MIMEAccept) -> bool:
     return accept.best_match(ROOT_TYPES, default=ROOT_TYPES[0]) == "text/html"
 
 
-def make_blueprint(dataplane: DataPlane, max_instances: int,
+def make_blueprint(dataplane: DataPlane,
                    page: Callable[[], Response] | None = None) -> Blueprint:
     """The V1 routes over ``dataplane``; ``page`` answers browsers at ``/`` when given."""
     bp = Blueprint("v1", __name__)
-    schema = V1PredictRequest(max_instances=max_instances)
+    schema = V1PredictRequest(max_instances=dataplane.max_instances)
 
     @bp.get("/")
     def server_live() -> Response:
@@ -89,18 +93,17 @@ def make_blueprint(dataplane: DataPlane, max_instances: int,
     @bp.post("/v1/models/<model:name>:predict")
     @bp.post("/v1/models/<model:name>/versions/<version:version>:predict")
     def predict(name: str, version: str | None = None) -> Response:
-        mv = dataplane.version(name, version)
-        labels = request.environ["service.labels"]
-        labels[0], labels[1] = name, str(mv.version)
+        mv, record = addressed(dataplane, name, version)
         body = read_body()
-        obj = codec.loads(body)
-        req = codec.load_envelope(schema, obj)
-        instances = req["instances"]
-        labels[2] = len(instances)
-        check = codec.may_hold_booleans(
+        obj = jsonio.loads(body)
+        instances = load_envelope(schema, obj)["instances"]
+        record.instances = len(instances)
+        check = jsonio.may_hold_booleans(
             body, {k: v for k, v in obj.items() if k != "instances"})
-        x = codec.instances_to_batch(mv.signature, instances, check)
-        pred = dataplane.predict(mv, x)
-        return json_response({"predictions": predictions(pred), "model_version": labels[1]})
+        iface = mv.interface
+        x = instances_to_batch(iface, instances, check)  # type: ignore[arg-type]
+        return json_response({"predictions": predictions(dataplane.predict(mv, x),
+                                                         iface.task),  # type: ignore[union-attr]
+                              "model_version": record.version})
 
     return bp

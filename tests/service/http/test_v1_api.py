@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model import Predictor
-from service.schemas import ErrorResponse, V1ModelList, V1ModelStatus, V1PredictResponse
+from service.core.schemas import ErrorResponse, V1ModelList, V1ModelStatus, V1PredictResponse
 from tests.factories import HOUSING_FEATURES, random_housing, random_images
 
 PREDICT = "/v1/models/{}:predict"
@@ -287,14 +287,14 @@ def test_root_is_kserve_v1_liveness(client, accept):
 def test_root_answers_browsers_with_the_page_when_there_is_one(artifacts):
     from flask import Flask, Response
 
-    from service import v1
-    from service.app import ModelNameConverter, VersionConverter
-    from service.dataplane import DataPlane
-    from service.registry import Registry
+    from service.core.dataplane import DataPlane
+    from service.core.registry import Registry
+    from service.http import v1
+    from service.http.routing import ModelNameConverter, VersionConverter
 
     app = Flask(__name__)
     app.url_map.converters.update(model=ModelNameConverter, version=VersionConverter)
-    app.register_blueprint(v1.make_blueprint(DataPlane(Registry(artifacts)), 8, page=lambda:
+    app.register_blueprint(v1.make_blueprint(DataPlane(Registry(artifacts), 8), page=lambda:
                                              Response("<h1>page</h1>", mimetype="text/html")))
     client = app.test_client()
     browser = client.get("/", headers={"Accept": "text/html,*/*;q=0.8"})

@@ -26,10 +26,10 @@ import numpy as np
 
 from model.errors import DataError
 from model.idx import DTYPES, GZIP_MAGIC, IdxReader, read_idx
+from model.interface import ModelInterface
 
-from .. import codec
-from ..errors import MalformedJSON
-from ..signature import Signature
+from ...core import jsonio
+from ...core.errors import MalformedJSON
 
 FORMATS = ("csv", "jsonl", "idx")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -87,7 +87,7 @@ class Source:
     format = ""
     unit = "B"
 
-    def __init__(self, path: Path, sig: Signature) -> None:
+    def __init__(self, path: Path, sig: ModelInterface) -> None:
         self.path = path
         self.sig = sig
         self.total = 0
@@ -137,7 +137,7 @@ def _peek(path: Path) -> bytes:
     return head
 
 
-def open_source(path: Path, fmt: str, sig: Signature, labels: Path | None = None) -> Source:
+def open_source(path: Path, fmt: str, sig: ModelInterface, labels: Path | None = None) -> Source:
     """Open ``path`` as ``fmt`` for a model of signature ``sig``; DataError if unusable."""
     if fmt != "idx" and labels is not None:
         raise DataError(labels, "--labels is for IDX input; CSV and JSON Lines records carry "
@@ -161,7 +161,7 @@ def sibling_labels(path: Path) -> Path | None:
     return None
 
 
-def usable_targets(values: np.ndarray, sig: Signature) -> np.ndarray:
+def usable_targets(values: np.ndarray, sig: ModelInterface) -> np.ndarray:
     """float64 targets, NaN where a value cannot be a target: not finite (regression), or
     not a class index 0..classes-1 (classification)."""
     t = np.asarray(values, dtype=np.float64)
@@ -178,7 +178,7 @@ class _TextSource(Source):
 
     binary = False
 
-    def __init__(self, path: Path, sig: Signature) -> None:
+    def __init__(self, path: Path, sig: ModelInterface) -> None:
         super().__init__(path, sig)
         try:
             self._raw = open(path, "rb")  # noqa: SIM115 - closed by close()
@@ -224,7 +224,7 @@ class CsvSource(_TextSource):
 
     format = "csv"
 
-    def __init__(self, path: Path, sig: Signature) -> None:
+    def __init__(self, path: Path, sig: ModelInterface) -> None:
         super().__init__(path, sig)
         try:
             header = self._header()
@@ -351,7 +351,7 @@ def _diagnose(line: str, names: list[str]) -> str:
     return "cannot read the line as numbers"
 
 
-def plan_columns(names: list[str], sig: Signature, path: Path,
+def plan_columns(names: list[str], sig: ModelInterface, path: Path,
                  line: int) -> tuple[list[int], int | None]:
     """(the column of each model input, in input order; the target column or None).
 
@@ -369,7 +369,7 @@ def plan_columns(names: list[str], sig: Signature, path: Path,
     if duplicates:
         raise DataError(path, f"duplicate columns: {', '.join(duplicates)}", record)
     if sig.features is not None:
-        target = sig.output_name
+        target = sig.outputs[0].name
         problems = []
         missing = [f for f in sig.features if f not in names]
         if missing:
@@ -443,7 +443,7 @@ class JsonlSource(_TextSource):
     format = "jsonl"
     binary = True
 
-    def __init__(self, path: Path, sig: Signature) -> None:
+    def __init__(self, path: Path, sig: ModelInterface) -> None:
         super().__init__(path, sig)
         self.has_targets = True
 
@@ -470,7 +470,7 @@ class JsonlSource(_TextSource):
                 continue
             row, self.row = self.row, self.row + 1
             try:
-                obj = codec.loads(text, record=True)
+                obj = jsonio.loads(text, record=True)
             except MalformedJSON as exc:
                 errors.append(RowError(row, first_line + pos, exc.message))
                 continue
@@ -484,7 +484,7 @@ class JsonlSource(_TextSource):
             targets.append(target)
         return Chunk(rows=np.asarray(rows, np.int64), lines=np.asarray(numbers, np.int64),
                      instances=instances,
-                     check_booleans=codec.may_hold_booleans(b"".join(lines), {}),
+                     check_booleans=jsonio.may_hold_booleans(b"".join(lines), {}),
                      targets=usable_targets(np.asarray(targets, np.float64), self.sig),
                      errors=errors, consumed=self._progress())
 
@@ -496,7 +496,7 @@ class JsonlSource(_TextSource):
                 return None, np.nan, (f"unexpected keys {', '.join(map(repr, extra))}: a record "
                                       'is an instance or {"instance": ..., "label": ...}')
             return obj["instance"], _number(obj.get("label")), None
-        target = self.sig.output_name
+        target = self.sig.outputs[0].name
         if type(obj) is dict and self.sig.features is not None and target in obj:
             obj = dict(obj)
             return obj, _number(obj.pop(target)), None
@@ -514,7 +514,7 @@ class IdxSource(Source):
     format = "idx"
     unit = "rows"
 
-    def __init__(self, path: Path, sig: Signature, labels: Path | None) -> None:
+    def __init__(self, path: Path, sig: ModelInterface, labels: Path | None) -> None:
         super().__init__(path, sig)
         self._reader = IdxReader(path)
         try:

@@ -22,10 +22,10 @@ import requests
 import tritonclient.http as triton
 
 from tests.factories import make_classifier, make_regressor, random_housing, random_images
+from tests.service.core.test_registry import corrupt
 from tests.service.gunicorn_server import RELOAD_INTERVAL, reference, running
-from tests.service.test_registry import corrupt
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import orjson
 import pytest
 
 from model import Predictor
-from service.schemas import (
+from service.core.schemas import (
     ErrorResponse,
     InferenceResponse,
     Readiness,
     V2ModelMetadata,
     V2ServerMetadata,
 )
-from service.signature import signature_from_metadata, signature_of
+from service.core.signature import interface_from_metadata
 from tests.factories import random_housing, random_images
 
 HEADER = "Inference-Header-Content-Length"
@@ -64,12 +64,12 @@ def test_model_metadata_carries_the_whole_signature(client, artifacts):
     """A client (the batch scorer's remote mode) rebuilds the server's exact Signature."""
     for name in ("housing", "mnist"):
         meta = client.get(f"/v2/models/{name}").get_json()
-        expected = signature_of(Predictor.from_artifact(artifacts / name / "1"))
-        assert signature_from_metadata(meta) == expected
+        expected = Predictor.from_artifact(artifacts / name / "1").interface
+        assert interface_from_metadata(meta) == expected
     assert meta["parameters"] == {"task": "classification", "value_range": [0.0, 255.0],
                                   "labels": [str(i) for i in range(10)]}
     with pytest.raises(ValueError, match="unexpected model metadata"):
-        signature_from_metadata({**meta, "parameters": {}})
+        interface_from_metadata({**meta, "parameters": {}})
 
 
 @pytest.mark.parametrize("datatype", ["FP32", "FP64", "UINT8", "INT64", "INT32"])
