@@ -9,9 +9,6 @@ Configuration comes from environment variables (see ``service.config.Settings``)
 from __future__ import annotations
 
 import logging
-import os
-import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,18 +18,15 @@ from threadpoolctl import threadpool_limits
 
 from ..config import Settings
 from ..core.dataplane import DataPlane
-from ..core.metrics import RequestMetrics, RequestRecord
+from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
 from . import ops, v1, v2
 from .errors import register_error_handlers
 from .logs import AccessLog, configure_logging
+from .observer import RequestObserver
 from .routing import ModelNameConverter, VersionConverter
 
 log = logging.getLogger("service.app")
-
-#: Incoming X-Request-ID values we echo: printable ASCII without spaces, at most 128 chars.
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
-
 
 @dataclass(frozen=True)
 class Service:
@@ -78,45 +72,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "models": {n: (m.latest.version if m.latest else None)
                    for n, m in registry.models.items()}}})
     return app
-
-
-class RequestObserver:
-    """WSGI middleware around the Flask app: request id in and out, then one metrics
-    observation and one access-log line per request.
-
-    Cheaper than Flask before/after_request hooks (no context-local lookups). Views record
-    the model, version and instance count in ``environ["service.record"]``.
-    """
-
-    def __init__(self, app: Any, metrics: RequestMetrics, access: AccessLog) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.access = access
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        t0 = time.perf_counter()
-        rid = environ.get("HTTP_X_REQUEST_ID")
-        if not (rid and _REQUEST_ID.fullmatch(rid)):
-            rid = os.urandom(16).hex()
-        environ["service.request_id"] = rid
-        record = environ["service.record"] = RequestRecord()
-        statuses: list[str] = []
-
-        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers.append(("X-Request-ID", rid))
-            statuses.append(status)
-            return start_response(status, headers, exc_info)
-
-        result = self.app(environ, respond)
-        seconds = time.perf_counter() - t0
-        status = int(statuses[-1][:3]) if statuses else 500
-        model, version = record.model, record.version
-        n = record.instances if status < 400 else 0
-        self.metrics.observe(record.endpoint, model, version, status, seconds, n)
-        if self.access.enabled:
-            self.access.write({
-                "request_id": rid, "method": environ.get("REQUEST_METHOD"),
-                "path": environ.get("PATH_INFO"), "status": status,
-                "duration_ms": round(seconds * 1e3, 3), "model": model or None,
-                "version": version or None, "n_instances": n})
-        return result
