@@ -103,11 +103,15 @@ def validate_manifest(manifest: Any) -> None:
                 and len(set(features)) == len(features)
                 and isinstance(shape, list) and len(shape) == 1 and len(features) == shape[0]):
             problems.append("input.features must be unique names, one per input column")
+        if "name" in inp and not (isinstance(inp["name"], str) and inp["name"]):
+            problems.append("input.name must be a non-empty string (the input tensor's name)")
         rng = inp.get("range")
         if rng is not None and not (isinstance(rng, list) and len(rng) == 2
                                     and all(_is_number(v) for v in rng) and rng[0] < rng[1]):
             problems.append("input.range must be [low, high] with low < high")
     out = need("output", lambda v: isinstance(v, dict), "an object")
+    if out is not None and "name" in out and not (isinstance(out["name"], str) and out["name"]):
+        problems.append("output.name must be a non-empty string (the output tensor's name)")
     if out is not None and task == "classification":
         labels = out.get("labels")
         if not (isinstance(labels, list) and len(labels) >= 2

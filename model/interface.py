@@ -14,9 +14,6 @@ from typing import Any
 
 import numpy as np
 
-#: The tensor datatypes (Open Inference Protocol names) outputs are written in.
-OUTPUT_DTYPES = {"FP32": np.float32, "INT64": np.int64}
-
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
@@ -100,11 +97,6 @@ class ModelInterface:
     def output_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.outputs)
 
-    @property
-    def classes(self) -> int:
-        """Number of classes (0 for regression)."""
-        return len(self.labels or ())
-
     def prediction(self, out: np.ndarray) -> Prediction:
         """The typed result of the network's final output ``out`` ((n,) values for
         regression, (n, classes) probabilities for classification)."""
@@ -122,9 +114,6 @@ class Prediction:
 
     arrays: tuple[np.ndarray, ...]
 
-    def __len__(self) -> int:
-        return len(self.arrays[0])
-
     @property
     def values(self) -> np.ndarray:
         """Regression values, (n,) float32."""
@@ -139,7 +128,3 @@ class Prediction:
     def labels(self) -> np.ndarray:
         """Most probable class indices, (n,) int64."""
         return self.arrays[1]
-
-    def take(self, index: np.ndarray) -> Prediction:
-        """The rows ``index`` of every output."""
-        return Prediction(tuple(a[index] for a in self.arrays))

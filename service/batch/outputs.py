@@ -24,13 +24,16 @@ from .inputs import RowError
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-#: (format, classification) -> line template of (row, prediction) or (row, label, probs)
-_LINES = {
-    ("csv", False): b"%s,%s\n",
-    ("csv", True): b"%s,%s,%s\n",
-    ("jsonl", False): b'{"row":%s,"prediction":%s}\n',
-    ("jsonl", True): b'{"row":%s,"label":%s,"probabilities":[%s]}\n',
-}
+
+
+def _line_template(fmt: str, iface: ModelInterface) -> bytes:
+    """One output line of (row, prediction), or (row, label, probabilities) for a classifier,
+    the classifier's fields named by its interface's outputs."""
+    if iface.task != "classification":
+        return b"%s,%s\n" if fmt == "csv" else b'{"row":%s,"prediction":%s}\n'
+    probs_name, label_name = iface.output_names
+    return b"%s,%s,%s\n" if fmt == "csv" else \
+        b'{"row":%%s,"%s":%%s,"%s":[%%s]}\n' % (label_name.encode(), probs_name.encode())
 
 
 def output_format(path: Path) -> str | None:
@@ -101,9 +104,9 @@ class Writer:
         self.scored = 0
         self.failed = 0
         #: one output line from the row's fields as orjson writes them
-        self.line = _LINES[fmt, self.classification]
+        self.line = _line_template(fmt, sig)
         if fmt == "csv":
-            columns = ["row", "label", *(f"p{label}" for label in sig.labels or ())] \
+            columns = ["row", sig.output_names[-1], *(f"p{label}" for label in sig.labels or ())] \
                 if self.classification else ["row", "prediction"]
             self.out.write((",".join(columns) + "\n").encode())
 

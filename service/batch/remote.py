@@ -161,8 +161,9 @@ class RemoteModel:
                                  f"instances: {resp.text[:200]}")
         try:
             if out.ndim == 2:
-                out[index] = np.asarray([p["probabilities"] for p in predictions], np.float32)
-                labels[index] = [p["label"] for p in predictions]
+                probs_name, label_name = self.interface.output_names
+                out[index] = np.asarray([p[probs_name] for p in predictions], np.float32)
+                labels[index] = [p[label_name] for p in predictions]
             else:
                 out[index] = np.asarray(predictions, np.float32)
         except (KeyError, TypeError, ValueError) as exc:

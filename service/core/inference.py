@@ -22,8 +22,15 @@ REQUEST_PARAMETERS = frozenset({"binary_data_output"})
 INPUT_PARAMETERS = frozenset({"binary_data_size", "content_type"})
 OUTPUT_PARAMETERS = frozenset({"binary_data"})
 
-#: An input tensor sent without ``data`` (and without binary data).
-NO_DATA: Any = type("NoData", (), {"__repr__": lambda self: "NO_DATA"})()
+
+class _NoData:
+    """The type of ``NO_DATA``: an input sent without ``data`` (JSON ``null`` is data)."""
+
+    def __repr__(self) -> str:
+        return "NO_DATA"
+
+
+NO_DATA: Any = _NoData()
 
 
 @dataclass(slots=True)

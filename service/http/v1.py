@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MIMEAccept
 
-from model.interface import Prediction
+from model.interface import ModelInterface, Prediction
 
 from ..core import jsonio
 from ..core.dataplane import DataPlane
@@ -44,12 +44,14 @@ def model_status(model: ServedModel) -> dict[str, Any]:
     return out
 
 
-def predictions(pred: Prediction, task: str) -> Any:
-    """V1 ``predictions``: numbers (regression) or {"label", "probabilities"} objects."""
-    if task != "classification":
+def predictions(pred: Prediction, iface: ModelInterface) -> Any:
+    """V1 ``predictions``: numbers (regression) or, for a classifier, one object per
+    instance keyed by the interface's output names, label first."""
+    if iface.task != "classification":
         return pred.values
+    probs_name, label_name = iface.output_names
     probs = pred.probabilities
-    return [{"label": label, "probabilities": probs[i]}
+    return [{label_name: label, probs_name: probs[i]}
             for i, label in enumerate(pred.labels.tolist())]
 
 
@@ -103,7 +105,7 @@ def make_blueprint(dataplane: DataPlane,
         iface = mv.interface
         x = instances_to_batch(iface, instances, check)  # type: ignore[arg-type]
         return json_response({"predictions": predictions(dataplane.predict(mv, x),
-                                                         iface.task),  # type: ignore[union-attr]
+                                                         iface),  # type: ignore[arg-type]
                               "model_version": record.version})
 
     return bp
