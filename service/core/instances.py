@@ -96,6 +96,7 @@ def _locate_instance_errors(iface: ModelInterface,
 
 
 def instance_schema(iface: ModelInterface) -> Schema | None:
+    """The marshmallow schema of one named-feature instance (tabular models), else None."""
     return tabular_instance_schema(iface.features) if iface.features else None
 
 

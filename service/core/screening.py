@@ -29,7 +29,8 @@ class Screened:
     problems: dict[int, Any]
 
 
-def screen_instances(iface: ModelInterface, instances: list[Any], check_booleans: bool) -> Screened:
+def screen_instances(iface: ModelInterface, instances: list[Any],
+                     check_booleans: bool) -> Screened:
     """``instances_to_batch`` for a batch scorer: the same checks, but every bad instance is
     reported (worded as the service words it for that instance alone) and the others are
     kept. Each instance stands alone, so flat and nested layouts may be mixed."""

@@ -27,7 +27,7 @@ def checked(iface: ModelInterface, arr: np.ndarray, path: tuple[str, ...]) -> np
 
 
 def value_problems(iface: ModelInterface, arr: np.ndarray, limit: int | None,
-                    ) -> tuple[np.ndarray, dict[int, Any], int]:
+                   ) -> tuple[np.ndarray, dict[int, Any], int]:
     """(float32 rows (n, input_size), {index: messages} of the first ``limit`` bad rows (all
     if None), how many rows are bad) for a numeric batch ``arr`` of n instances.
 
@@ -66,7 +66,7 @@ def _field_message(value: Any, iface: ModelInterface) -> str:
 
 
 def invalid(details: dict[str, Any], total: int, n: int,
-             path: tuple[str, ...]) -> InvalidRequest:
+            path: tuple[str, ...]) -> InvalidRequest:
     """InvalidRequest for ``total`` bad instances of ``n``, details nested under ``path``."""
     first = next(iter(details))
     shown = "" if total <= len(details) else f" (details for the first {len(details)})"
