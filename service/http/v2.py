@@ -146,8 +146,9 @@ def make_blueprint(dataplane: DataPlane) -> Blueprint:
     @bp.post("/v2/models/<model:name>/versions/<version:version>/infer")
     def infer(name: str, version: str | None = None) -> Response:
         mv, record = addressed(dataplane, name, version)
-        res = dataplane.infer(mv, read_request(schema), versioned=version is not None)
-        record.instances = len(res.outputs[0].data) if res.outputs else 0
+        req = read_request(schema)
+        res = dataplane.infer(mv, req, versioned=version is not None)
+        record.instances = req.inputs[0].shape[0]  # the batch size infer has checked
         return write_response(res)
 
     return bp
