@@ -50,6 +50,9 @@ class ModelInterface:
     labels: tuple[str, ...] | None
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: numbers in one instance (the product of ``input_shape``), kept for the hot path
+    input_size: int
+    output_names: tuple[str, ...]
 
     @classmethod
     def build(cls, task: str, input_shape: tuple[int, ...],
@@ -68,7 +71,11 @@ class ModelInterface:
         else:
             labels = None
             outputs = (TensorSpec(output_name or "prediction", "FP32", (-1,)),)
-        return cls(task, tuple(input_shape), features, value_range, labels, inputs, outputs)
+        size = 1
+        for d in input_shape:
+            size *= d
+        return cls(task, tuple(input_shape), features, value_range, labels, inputs, outputs,
+                   size, tuple(o.name for o in outputs))
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> ModelInterface:
@@ -83,19 +90,8 @@ class ModelInterface:
             inp.get("name"), out.get("name"))
 
     @property
-    def input_size(self) -> int:
-        size = 1
-        for d in self.input_shape:
-            size *= d
-        return size
-
-    @property
     def input_name(self) -> str:
         return self.inputs[0].name
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.outputs)
 
     def prediction(self, out: np.ndarray) -> Prediction:
         """The typed result of the network's final output ``out`` ((n,) values for

@@ -100,6 +100,8 @@ def nest(path: dict[str, Any], leaf: dict[str, Any]) -> dict[str, Any]:
 def check_parameters(params: dict[str, Any] | None, allowed: frozenset[str],
                      where: dict[str, Any], what: str) -> None:
     """InvalidRequest naming the first parameter of ``params`` not in ``allowed``."""
+    if not params:
+        return
     unknown = sorted(set(params or ()) - allowed)
     if unknown:
         message = (f"Unsupported parameter {unknown[0]!r}; this server supports "
@@ -111,7 +113,7 @@ def check_parameters(params: dict[str, Any] | None, allowed: frozenset[str],
 def flag(params: dict[str, Any], name: str, where: dict[str, Any]) -> bool:
     """A boolean parameter (false when absent); InvalidRequest if it is not a boolean."""
     value = params.get(name, False)
-    if type(value) is not bool:
+    if value is not True and value is not False:
         raise InvalidRequest(f"parameter {name} must be true or false",
                              nest(where, {"parameters": {name: ["Not a valid boolean."]}}))
     return value
