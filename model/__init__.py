@@ -3,7 +3,7 @@ networks from the trainer to the service. Imports nothing but NumPy and the stan
 """
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
-from .artifact import Artifact, list_versions, load_artifact, save_artifact
+from .artifact import Artifact, list_versions, load_artifact, parse_version, save_artifact
 from .conv import Conv2D, MaxPool2D
 from .errors import ArtifactError, ConfigError, DataError, InputError, ModelError
 from .layers import Dense, Dropout, Flatten, Layer, Reshape, layer_from_config
@@ -19,5 +19,6 @@ __all__ = [
     "MaxPool2D", "MeanSquaredError", "ModelError", "Optimizer", "Predictor", "RMSprop", "ReLU",
     "Reshape", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
     "ensemble", "layer_from_config", "list_versions", "load_artifact", "make_optimizer",
+    "parse_version",
     "save_artifact",
 ]

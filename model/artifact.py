@@ -103,11 +103,15 @@ def validate_manifest(manifest: Any) -> None:
                 and len(set(features)) == len(features)
                 and isinstance(shape, list) and len(shape) == 1 and len(features) == shape[0]):
             problems.append("input.features must be unique names, one per input column")
+        if "name" in inp and not (isinstance(inp["name"], str) and inp["name"]):
+            problems.append("input.name must be a non-empty string (the input tensor's name)")
         rng = inp.get("range")
         if rng is not None and not (isinstance(rng, list) and len(rng) == 2
                                     and all(_is_number(v) for v in rng) and rng[0] < rng[1]):
             problems.append("input.range must be [low, high] with low < high")
     out = need("output", lambda v: isinstance(v, dict), "an object")
+    if out is not None and "name" in out and not (isinstance(out["name"], str) and out["name"]):
+        problems.append("output.name must be a non-empty string (the output tensor's name)")
     if out is not None and task == "classification":
         labels = out.get("labels")
         if not (isinstance(labels, list) and len(labels) >= 2
@@ -180,7 +184,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         validate_manifest(manifest)
     except ArtifactError as exc:
         raise ArtifactError(f"{manifest_path}: {exc}") from None
-    if path.name.isdigit() and (path.name != str(manifest["version"])
+    if parse_version(path.name) is not None and (path.name != str(manifest["version"])
                                 or path.parent.name != manifest["name"]):
         raise ArtifactError(f"{path}: manifest says {manifest['name']}/{manifest['version']}, "
                             f"the folder is {path.parent.name}/{path.name}")
@@ -210,14 +214,28 @@ def _check_output(manifest: dict[str, Any], network: Sequential, path: Path) -> 
                             f"{manifest['task']} model with this manifest needs {expected}")
 
 
-# -- save ----------------------------------------------------------------------------------
+# -- versions ------------------------------------------------------------------------------
+def parse_version(text: str) -> int | None:
+    """The version a folder name (or a requested version) stands for, or None.
+
+    The one rule of what a version is: a positive integer written without leading zeros
+    (so ".tmp-*" folders of a training in progress, "01" or "latest" are never versions).
+    """
+    if text.isdigit() and not text.startswith("0") and len(text) < 10:
+        return int(text)
+    return None
+
+
 def list_versions(model_dir: str | os.PathLike) -> list[int]:
-    """Version numbers present under ``model_dir`` (folders named by an integer), sorted."""
+    """Version numbers present under ``model_dir`` (folders named by a version), sorted."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir()
-                  if p.is_dir() and p.name.isdigit() and not p.name.startswith("0"))
+    return sorted(v for p in model_dir.iterdir()
+                  if p.is_dir() and (v := parse_version(p.name)) is not None)
+
+
+# -- save ----------------------------------------------------------------------------------
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from .activations import softmax
 from .artifact import Artifact, load_artifact
 from .errors import ArtifactError, ConfigError, InputError
+from .interface import ModelInterface, Prediction
 from .preprocessing import Pipeline, TargetScaler
 
 
@@ -34,11 +35,10 @@ class Predictor:
             self.target = TargetScaler.from_config(target) if target else None
         except ConfigError as exc:
             raise ArtifactError(f"{artifact.path}: preprocessing: {exc}") from None
-        self.input_shape: tuple[int, ...] = tuple(m["input"]["shape"])
-        self.input_size = int(np.prod(self.input_shape))
-        rng = m["input"].get("range")
-        self.value_range: tuple[float, float] | None = (float(rng[0]), float(rng[1])) \
-            if rng else None
+        self.interface = ModelInterface.from_manifest(m)
+        self.input_shape: tuple[int, ...] = self.interface.input_shape
+        self.input_size = self.interface.input_size
+        self.value_range: tuple[float, float] | None = self.interface.value_range
 
     @classmethod
     def from_artifact(cls, path: str | os.PathLike) -> Predictor:
@@ -91,6 +91,11 @@ class Predictor:
     def predict(self, x: Any) -> np.ndarray:
         """Check x, then predict; see the class docstring for shapes."""
         return self.predict_checked(self.check(x))
+
+    def infer(self, x: np.ndarray) -> Prediction:
+        """The typed outputs (see ``ModelInterface``) for float32 x of shape
+        (n, *input_shape) that passed ``check``."""
+        return self.interface.prediction(self.predict_checked(x))
 
     def predict_checked(self, x: np.ndarray) -> np.ndarray:
         """Predict for float32 x of shape (n, *input_shape) that passed ``check``."""
@@ -148,14 +153,29 @@ def find_problems(x: Any, input_shape: tuple[int, ...], value_range: tuple[float
     finite = np.isfinite(rows32)
     for i in np.flatnonzero(~finite.all(axis=1)):
         j = int(np.flatnonzero(~finite[i])[0])
-        problems[int(i)] = [f"value {j} is {rows[i, j].item()!r}: NaN, Infinity and numbers "
-                            "beyond float32 range are not allowed"]
+        problems[int(i)] = [f"value {j} is {rows[i, j].item()!r}, {NOT_FINITE}"]
     if value_range is not None:
-        low, high = value_range
-        outside = ((rows32 < low) | (rows32 > high)) & finite
+        outside = ((rows32 < value_range[0]) | (rows32 > value_range[1])) & finite
         for i in np.flatnonzero(outside.any(axis=1)):
             j = int(np.flatnonzero(outside[i])[0])
             problems.setdefault(int(i), []).append(
-                f"value {j} is {rows[i, j].item()!r}, outside the allowed range "
-                f"[{low:g}, {high:g}]")
+                f"value {j} is {rows[i, j].item()!r}, {outside_range(value_range)}")
     return rows32, problems
+
+
+#: Why a non-finite value is refused; with ``outside_range``, the one wording of a bad value
+#: (``find_problems`` says "value 3 is nan, <why>", per-field messages "nan is <why>.").
+NOT_FINITE = ("not allowed: NaN, Infinity and numbers beyond float32 range are not valid "
+              "inputs")
+
+
+def outside_range(value_range: tuple[float, float]) -> str:
+    """Why a finite value outside ``value_range`` is refused."""
+    return f"outside the allowed range [{value_range[0]:g}, {value_range[1]:g}]"
+
+
+def value_problem(value: float, value_range: tuple[float, float] | None) -> str:
+    """Why ``value`` (known to be bad) is refused: NOT_FINITE or ``outside_range``."""
+    if value_range is not None and np.isfinite(np.float32(value)):
+        return outside_range(value_range)
+    return NOT_FINITE

@@ -15,7 +15,7 @@ from typing import Any
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(ValueError):
+class SettingsError(ValueError):
     """A setting has a value the service cannot run with; the message names it."""
 
 
@@ -65,16 +65,16 @@ class Settings:
         known = {f.name for f in fields(cls)}
         for name, value in (overrides or {}).items():
             if name not in known:
-                raise ConfigError(f"unknown setting {name!r}; known: {sorted(known)}")
+                raise SettingsError(f"unknown setting {name!r}; known: {sorted(known)}")
             values[name] = _PARSERS[name](value, name) if isinstance(value, str) else value
         settings = replace(cls(), **values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first setting that is out of range."""
-        def bad(name: str, want: str) -> ConfigError:
-            return ConfigError(f"{self.ENV[name]} must be {want}, got {getattr(self, name)!r}")
+        """Raise SettingsError naming the first setting that is out of range."""
+        def bad(name: str, want: str) -> SettingsError:
+            return SettingsError(f"{self.ENV[name]} must be {want}, got {getattr(self, name)!r}")
 
         if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
             raise bad("max_body_bytes", "an integer >= 1024 (bytes)")
@@ -102,14 +102,14 @@ def _int(value: str, var: str) -> int:
     try:
         return int(value.replace("_", ""))
     except ValueError:
-        raise ConfigError(f"{var} must be an integer, got {value!r}") from None
+        raise SettingsError(f"{var} must be an integer, got {value!r}") from None
 
 
 def _float(value: str, var: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"{var} must be a number, got {value!r}") from None
+        raise SettingsError(f"{var} must be a number, got {value!r}") from None
 
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {

@@ -13,11 +13,11 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from service.config import ConfigError, Settings  # noqa: E402
+from service.config import Settings, SettingsError  # noqa: E402
 
 try:
     _settings = Settings.from_env()
-except ConfigError as exc:
+except SettingsError as exc:
     sys.exit(f"configuration error: {exc}")
 
 # One BLAS thread per worker, set before any worker imports NumPy: results are bitwise
@@ -45,7 +45,7 @@ errorlog = "-"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # gunicorn's own lines (start-up, worker exits) as JSON too, without turning on its access
 # log the way a logconfig_dict would.
-logger_class = "service.logs.GunicornLogger"
+logger_class = "service.http.logs.GunicornLogger"
 # Several servers may run side by side (tests, benchmarks); none needs gunicornc.
 control_socket_disable = True
 

@@ -45,7 +45,7 @@ class HousingModel:
     def manifest_part(self) -> dict[str, Any]:
         return {
             "task": "regression",
-            "input": {"features": list(FEATURES),
+            "input": {"name": "features", "features": list(FEATURES),
                       "description": "13 Boston-housing census-tract features, UCI order"},
             "output": {"name": TARGET, "unit": "$1000s",
                        "description": "median value of owner-occupied homes"},

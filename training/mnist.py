@@ -92,7 +92,7 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
     h, w = data.image_shape
     manifest: dict[str, Any] = {
         "task": "classification",
-        "input": {"range": list(PIXEL_RANGE),
+        "input": {"name": "images", "range": list(PIXEL_RANGE),
                   "description": f"{h}x{w} grey-scale image, pixels 0..255, white digit on "
                                  "black background (MNIST convention)"},
         "output": {"labels": [str(i) for i in range(10)],

@@ -22,7 +22,7 @@ from ..config import Settings
 from .errors import BatchError, UsageError
 from .inputs import FORMATS, detect_format, open_source
 from .outputs import Writer, error_report_path, output_format
-from .scoring import LocalModel, Model, Summary, run
+from .scoring import LocalModel, ScoringModel, Summary, run
 
 #: Input values per chunk by default: small enough that a CNN's activations stay in cache
 #: (measured fastest), large enough that per-chunk overhead vanishes for tabular rows.
@@ -153,7 +153,7 @@ def score(args: argparse.Namespace) -> Summary:
         raise DataError(args.labels, "no such file")
     fmt = args.format or detect_format(source_path)
     workers = args.workers or (REMOTE_WORKERS if args.url else min(os.cpu_count() or 1, 8))
-    model: Model
+    model: ScoringModel
     notes: list[str] = []
     if args.url:
         from .remote import RemoteModel  # requests: only when needed
@@ -172,10 +172,10 @@ def score(args: argparse.Namespace) -> Summary:
     # (OpenBLAS may split a convolution differently between threads). Parallelism comes
     # from scoring chunks in threads.
     chunk_size = args.chunk_size or max(16, min(MAX_CHUNK,
-                                                 CHUNK_VALUES // model.signature.input_size))
-    with threadpool_limits(1), open_source(source_path, fmt, model.signature,
+                                                 CHUNK_VALUES // model.interface.input_size))
+    with threadpool_limits(1), open_source(source_path, fmt, model.interface,
                                            args.labels) as source:
-        writer = Writer(output, out_format, model.signature)
+        writer = Writer(output, out_format, model.interface)
         bar = tqdm(total=source.total, unit=source.unit, unit_scale=True, file=sys.stderr,
                    desc=source_path.name, disable=None if args.progress is None
                    else not args.progress, leave=False)

@@ -18,19 +18,22 @@ from typing import IO
 import numpy as np
 import orjson
 
-from ..dataplane import Prediction
-from ..signature import Signature
+from model.interface import ModelInterface, Prediction
+
 from .inputs import RowError
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-#: (format, classification) -> line template of (row, prediction) or (row, label, probs)
-_LINES = {
-    ("csv", False): b"%s,%s\n",
-    ("csv", True): b"%s,%s,%s\n",
-    ("jsonl", False): b'{"row":%s,"prediction":%s}\n',
-    ("jsonl", True): b'{"row":%s,"label":%s,"probabilities":[%s]}\n',
-}
+
+
+def _line_template(fmt: str, iface: ModelInterface) -> bytes:
+    """One output line of (row, prediction), or (row, label, probabilities) for a classifier,
+    the classifier's fields named by its interface's outputs."""
+    if iface.task != "classification":
+        return b"%s,%s\n" if fmt == "csv" else b'{"row":%s,"prediction":%s}\n'
+    probs_name, label_name = iface.output_names
+    return b"%s,%s,%s\n" if fmt == "csv" else \
+        b'{"row":%%s,"%s":%%s,"%s":[%%s]}\n' % (label_name.encode(), probs_name.encode())
 
 
 def output_format(path: Path) -> str | None:
@@ -93,7 +96,7 @@ def _row_tokens(values: np.ndarray) -> list[bytes]:
 class Writer:
     """Writes scored chunks, in order, to the output and the error report."""
 
-    def __init__(self, path: Path, fmt: str, sig: Signature) -> None:
+    def __init__(self, path: Path, fmt: str, sig: ModelInterface) -> None:
         self.fmt = fmt
         self.classification = sig.task == "classification"
         self.out = AtomicFile(path)
@@ -101,9 +104,9 @@ class Writer:
         self.scored = 0
         self.failed = 0
         #: one output line from the row's fields as orjson writes them
-        self.line = _LINES[fmt, self.classification]
+        self.line = _line_template(fmt, sig)
         if fmt == "csv":
-            columns = ["row", "label", *(f"p{label}" for label in sig.labels or ())] \
+            columns = ["row", sig.output_names[-1], *(f"p{label}" for label in sig.labels or ())] \
                 if self.classification else ["row", "prediction"]
             self.out.write((",".join(columns) + "\n").encode())
 
@@ -117,11 +120,9 @@ class Writer:
             return
         self.scored += len(rows)
         if self.classification:
-            assert prediction.labels is not None and prediction.probabilities is not None
             columns = [_tokens(rows), _tokens(prediction.labels),
                        _row_tokens(prediction.probabilities)]
         else:
-            assert prediction.values is not None
             columns = [_tokens(rows), _tokens(prediction.values)]
         line = self.line
         lines = [line % fields for fields in zip(*columns, strict=True)]
@@ -141,11 +142,11 @@ class Writer:
         self.errors.discard()
 
 
-class Metrics:
+class TargetMetrics:
     """Running accuracy (classification) or RMSE and MAE (regression) over the scored rows
     that carry a true value; memory does not grow with the input."""
 
-    def __init__(self, sig: Signature) -> None:
+    def __init__(self, sig: ModelInterface) -> None:
         self.classification = sig.task == "classification"
         self.n = 0
         self.missing = 0
@@ -163,10 +164,8 @@ class Metrics:
             return
         self.n += int(known.sum())
         if self.classification:
-            assert prediction.labels is not None
             self.correct += int((prediction.labels[known] == targets[known]).sum())
         else:
-            assert prediction.values is not None
             err = prediction.values[known].astype(np.float64) - targets[known]
             self.squared += float(np.dot(err, err))
             self.absolute += float(np.abs(err).sum())

@@ -20,8 +20,9 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..dataplane import Prediction
-from ..signature import signature_from_metadata
+from model.interface import ModelInterface, Prediction
+
+from ..core.signature import interface_from_metadata
 from .errors import ServiceFailure, UsageError
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -54,7 +55,7 @@ class RemoteModel:
                                  f"it serves: {orjson.dumps(status).decode()[:200]}") from None
         meta = self._get(f"/v2/models/{name}/versions/{self.version}", "the model metadata")
         try:
-            self.signature = signature_from_metadata(meta)
+            self.interface: ModelInterface = interface_from_metadata(meta)
         except ValueError as exc:
             raise ServiceFailure(f"{self.url}: the metadata of {name} version {self.version} "
                                  f"does not describe its inputs ({exc}); is it a "
@@ -105,8 +106,8 @@ class RemoteModel:
         """Outputs for the rows of x (float32, screened) the service accepted, and
         {index: details} of those it refused."""
         n = len(x)
-        classification = self.signature.task == "classification"
-        classes = len(self.signature.labels or ())
+        classification = self.interface.task == "classification"
+        classes = len(self.interface.labels or ())
         out = np.empty((n, classes) if classification else n, np.float32)
         labels = np.empty(n, np.int64)
         refused: dict[int, Any] = {}
@@ -123,11 +124,8 @@ class RemoteModel:
             todo[:0] = self._post(flat, index, out, labels, refused)
         keep = np.ones(n, bool)
         keep[list(refused)] = False
-        if classification:
-            pred = Prediction(None, probabilities=out[keep], labels=labels[keep])
-        else:
-            pred = Prediction(None, values=out[keep])
-        return pred, refused
+        arrays = (out[keep], labels[keep]) if classification else (out[keep],)
+        return Prediction(arrays), refused
 
     def _post(self, flat: np.ndarray, index: np.ndarray, out: np.ndarray, labels: np.ndarray,
               refused: dict[int, Any]) -> list[np.ndarray]:
@@ -163,8 +161,9 @@ class RemoteModel:
                                  f"instances: {resp.text[:200]}")
         try:
             if out.ndim == 2:
-                out[index] = np.asarray([p["probabilities"] for p in predictions], np.float32)
-                labels[index] = [p["label"] for p in predictions]
+                probs_name, label_name = self.interface.output_names
+                out[index] = np.asarray([p[probs_name] for p in predictions], np.float32)
+                labels[index] = [p[label_name] for p in predictions]
             else:
                 out[index] = np.asarray(predictions, np.float32)
         except (KeyError, TypeError, ValueError) as exc:

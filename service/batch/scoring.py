@@ -8,7 +8,6 @@ writes finished ones in input order; at most ``2 * workers`` chunks are in memor
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,22 +18,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import codec
-from ..dataplane import DataPlane, Prediction
-from ..errors import NotFound, NotReady
-from ..registry import Registry
-from ..signature import Signature
+from model.interface import ModelInterface, Prediction
+
+from ..core.errors import NotFound, NotReady, first_message
+from ..core.registry import load_one
+from ..core.screening import screen_instances, screen_rows
 from .errors import UsageError
 from .inputs import Chunk, RowError, Source
-from .outputs import Metrics, Writer
+from .outputs import TargetMetrics, Writer
 
 
-class Model(Protocol):
+class ScoringModel(Protocol):
     """What scoring needs of a model, local or remote."""
 
     name: str
     version: int
-    signature: Signature
+    interface: ModelInterface
 
     def predict(self, x: np.ndarray) -> tuple[Prediction, dict[int, Any]]:
         """(outputs for the rows of x it accepted, {index in x: details} of rows it refused)."""
@@ -48,24 +47,19 @@ class LocalModel:
         if not artifacts.is_dir():
             raise UsageError(f"artifacts folder {artifacts} does not exist (give --artifacts "
                              "or set SERVICE_ARTIFACTS_DIR)")
-        # Warnings about versions that fail to load are reported below, in our words.
-        logging.getLogger("service.registry").setLevel(logging.ERROR)
-        registry = Registry(artifacts, names={name})
-        registry.refresh()
         try:
-            mv = registry.get(name, version)
+            mv, failed = load_one(artifacts, name, version)
         except (NotFound, NotReady) as exc:
             raise UsageError(f"{exc.message} (in {artifacts})") from None
         self.name, self.version = name, mv.version
-        self.signature = mv.signature
+        self.interface: ModelInterface = mv.interface  # type: ignore[assignment]
         self.path = mv.path
-        newer = [v for v in registry.models[name].versions.values() if v.version > mv.version]
-        self.skipped = [f"version {v.version} did not load: {v.error}" for v in newer]
-        self._mv = mv
-        self._dataplane = DataPlane(registry)
+        self.skipped = [f"version {v.version} did not load: {v.error}"
+                        for v in reversed(failed)]
+        self._predictor = mv.predictor
 
     def predict(self, x: np.ndarray) -> tuple[Prediction, dict[int, Any]]:
-        return self._dataplane.predict(self._mv, x), {}
+        return self._predictor.infer(x), {}  # type: ignore[union-attr]
 
 
 @dataclass
@@ -80,15 +74,15 @@ class Scored:
     consumed: int
 
 
-def score_chunk(model: Model, chunk: Chunk) -> Scored:
+def score_chunk(model: ScoringModel, chunk: Chunk) -> Scored:
     """Screen a chunk with the service's checks and predict its good rows."""
-    sig = model.signature
+    sig = model.interface
     if chunk.values is not None:
-        screened = codec.screen_rows(sig, chunk.values)
+        screened = screen_rows(sig, chunk.values)
     else:
-        screened = codec.screen_instances(sig, chunk.instances or [], chunk.check_booleans)
+        screened = screen_instances(sig, chunk.instances or [], chunk.check_booleans)
     errors = list(chunk.errors)
-    errors += [RowError(int(chunk.rows[i]), chunk.line(i), codec.first_message(d), d)
+    errors += [RowError(int(chunk.rows[i]), chunk.line(i), first_message(d), d)
                for i, d in screened.problems.items()]
     good = screened.good
     prediction = None
@@ -96,7 +90,7 @@ def score_chunk(model: Model, chunk: Chunk) -> Scored:
         prediction, refused = model.predict(screened.x)
         if refused:
             errors += [RowError(int(chunk.rows[good[i]]), chunk.line(int(good[i])),
-                                codec.first_message(d), d) for i, d in refused.items()]
+                                first_message(d), d) for i, d in refused.items()]
             good = np.delete(good, sorted(refused))
     errors.sort(key=lambda e: e.row)
     targets = chunk.targets[good] if chunk.targets is not None else None
@@ -120,7 +114,7 @@ class Summary:
         return self.scored + self.failed
 
 
-def run(source: Source, model: Model, writer: Writer, *, chunk_size: int, workers: int,
+def run(source: Source, model: ScoringModel, writer: Writer, *, chunk_size: int, workers: int,
         progress: Callable[[int], Any] | None = None) -> Summary:
     """Score every chunk of ``source`` with ``model`` and write the results in order.
 
@@ -128,7 +122,7 @@ def run(source: Source, model: Model, writer: Writer, *, chunk_size: int, worker
     unreachable service) propagate after the pool has stopped.
     """
     started = time.perf_counter()
-    metrics = Metrics(model.signature)
+    metrics = TargetMetrics(model.interface)
     pending: deque[Future[Scored]] = deque()
 
     def finish(scored: Scored) -> None:

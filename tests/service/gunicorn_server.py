@@ -8,10 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import orjson
 import requests
+from threadpoolctl import threadpool_limits
+
+from model import Predictor
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60
@@ -56,7 +62,7 @@ class Server:
                 if requests.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return
             except (requests.ConnectionError, requests.Timeout):
-                pass        # not listening yet, or a busy machine: ask again
+                pass  # not listening yet, or a worker still loading on a busy machine
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT}s:\n"
                            f"{self.log.read_text()[-3000:]}")
@@ -76,3 +82,20 @@ class Server:
             if '"service.access"' in line:
                 lines.append(orjson.loads(line))
         return lines
+
+
+@contextmanager
+def running(artifacts: Path, workdir: Path, **kwargs) -> Iterator[Server]:
+    """A ready Server (``Server``'s keyword arguments), stopped on leaving."""
+    srv = Server(artifacts, workdir, **kwargs)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def reference(path: Path, x: np.ndarray) -> np.ndarray:
+    """The in-process Predictor's answer with the service's one BLAS thread."""
+    with threadpool_limits(1):
+        return Predictor.from_artifact(path).predict(x)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.app import create_app
-from service.config import ConfigError, Settings
+from service.config import Settings, SettingsError
 
 
 def test_defaults():
@@ -38,12 +38,12 @@ def test_environment_and_overrides():
     ({"SERVICE_BLAS_THREADS": "0"}, "SERVICE_BLAS_THREADS"),
 ])
 def test_bad_values_name_the_variable(env, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(SettingsError, match=match):
         Settings.from_env(env)
 
 
 def test_unknown_override_is_an_error():
-    with pytest.raises(ConfigError, match="unknown setting 'max_rows'"):
+    with pytest.raises(SettingsError, match="unknown setting 'max_rows'"):
         Settings.from_env({}, overrides={"max_rows": 3})
 
 
@@ -56,5 +56,5 @@ def test_create_app_reads_the_environment(monkeypatch, artifacts):
     assert service.settings.max_instances == 2
     assert list(service.registry.models) == ["housing", "mnist"]
     monkeypatch.setenv("SERVICE_MAX_INSTANCES", "many")
-    with pytest.raises(ConfigError, match="SERVICE_MAX_INSTANCES"):
+    with pytest.raises(SettingsError, match="SERVICE_MAX_INSTANCES"):
         create_app()

@@ -20,10 +20,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from model import ModelError, Predictor
-from model.artifact import MANIFEST_FILE, NAME_PATTERN, WEIGHTS_FILE
+from model.artifact import MANIFEST_FILE, NAME_PATTERN, WEIGHTS_FILE, parse_version
+from model.interface import ModelInterface
 
 from .errors import ModelNotFound, NotReady, VersionNotFound
-from .signature import Signature, signature_of
 
 log = logging.getLogger("service.registry")
 
@@ -33,14 +33,14 @@ Stamp = tuple[tuple[int, int] | None, tuple[int, int] | None]
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One version folder: its predictor and signature when it loaded, else the reason."""
+    """One version folder: its predictor and interface when it loaded, else the reason."""
 
     name: str
     version: int
     path: Path
     stamp: Stamp
     predictor: Predictor | None = None
-    signature: Signature | None = None
+    interface: ModelInterface | None = None
     error: str | None = None
 
     @property
@@ -49,7 +49,7 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
-class Model:
+class ServedModel:
     """A model name and all its versions, ascending."""
 
     name: str
@@ -87,7 +87,7 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def _version_dirs(root: Path) -> dict[str, dict[int, Path]]:
-    """{model name: {version: folder}} under root; skips temp folders and non-integers."""
+    """{model name: {version: folder}} under root; skips temp folders and non-versions."""
     found: dict[str, dict[int, Path]] = {}
     try:
         model_entries = list(os.scandir(root))
@@ -99,9 +99,10 @@ def _version_dirs(root: Path) -> dict[str, dict[int, Path]]:
         versions: dict[int, Path] = {}
         try:
             for v in os.scandir(m.path):
-                # Trainers write into ".tmp-*" and rename into place: only digits count.
-                if v.is_dir() and v.name.isdigit() and not v.name.startswith("0"):
-                    versions[int(v.name)] = Path(v.path)
+                # Trainers write into ".tmp-*" and rename into place: only versions count.
+                number = parse_version(v.name)
+                if number is not None and v.is_dir():
+                    versions[number] = Path(v.path)
         except OSError:
             continue
         found[m.name] = versions
@@ -123,23 +124,21 @@ class Registry:
         self.names = frozenset(names) if names is not None else None
         self._clock = clock
         self._lock = threading.Lock()
-        self._models: Mapping[str, Model] = MappingProxyType({})
+        self._models: Mapping[str, ServedModel] = MappingProxyType({})
         self._found: tuple[str, ...] = ()
         self._next_scan = 0.0
         self.loaded = False
 
     # -- reading ---------------------------------------------------------------------
     @property
-    def models(self) -> Mapping[str, Model]:
+    def models(self) -> Mapping[str, ServedModel]:
         """The current snapshot: name -> Model, sorted by name."""
         return self._models
 
-    def get_model(self, name: str) -> Model:
+    def get_model(self, name: str) -> ServedModel:
         model = self._models.get(name)
         if model is None:
-            known = ", ".join(self._found) or "none (the artifacts folder is empty)"
-            raise ModelNotFound(f"model {name!r} not found; models: {known}",
-                                {"model": name})
+            raise _model_not_found(name, self._found)
         return model
 
     def get(self, name: str, version: str | int | None = None) -> ModelVersion:
@@ -148,19 +147,14 @@ class Registry:
         if version is None:
             mv = model.latest
             if mv is None:
-                raise NotReady(f"model {name!r} is not ready: {model.reason}",
-                               {"model": name, "reason": model.reason})
+                raise _model_not_ready(model)
             return mv
-        number = _parse_version(version)
+        number = version if isinstance(version, int) else parse_version(version)
         mv = model.versions.get(number) if number is not None else None
         if mv is None:
-            raise VersionNotFound(
-                f"model {name!r} has no version {version!r}; versions: "
-                f"{', '.join(map(str, model.versions)) or 'none'}",
-                {"model": name, "version": str(version)})
+            raise _no_such_version(name, version, model.versions)
         if not mv.ready:
-            raise NotReady(f"model {name!r} version {number} is not ready: {mv.error}",
-                           {"model": name, "version": str(number), "reason": mv.error})
+            raise _version_not_ready(mv)
         return mv
 
     # -- loading ---------------------------------------------------------------------
@@ -189,7 +183,7 @@ class Registry:
         if not self.root.is_dir() and not self.loaded:
             log.warning("artifacts folder does not exist", extra={"fields": {
                 "artifacts_dir": str(self.root)}})
-        new: dict[str, Model] = {}
+        new: dict[str, ServedModel] = {}
         changed = False
         found = _version_dirs(self.root)
         self._found = tuple(sorted(found))
@@ -208,7 +202,7 @@ class Registry:
                 changed = True
             if previous is None or set(previous.versions) != set(versions):
                 changed = True
-            new[name] = Model(name, MappingProxyType(versions))
+            new[name] = ServedModel(name, MappingProxyType(versions))
         if set(old) != set(new):
             changed = True
         if changed:
@@ -222,20 +216,70 @@ class Registry:
         return changed
 
     def _load(self, name: str, number: int, path: Path, stamp: Stamp) -> ModelVersion:
-        try:
-            predictor = Predictor.from_artifact(path)
-            return ModelVersion(name, number, path, stamp, predictor, signature_of(predictor))
-        except (ModelError, OSError, ValueError, KeyError, TypeError) as exc:
+        mv = load_version(name, number, path, stamp)
+        if mv.error is not None:
             # A broken artifact is reported, never fatal: the other versions keep serving.
-            reason = str(exc) or type(exc).__name__
             log.warning("artifact failed to load", extra={"fields": {
-                "model": name, "version": number, "reason": reason}})
-            return ModelVersion(name, number, path, stamp, error=reason)
+                "model": name, "version": number, "reason": mv.error}})
+        return mv
 
 
-def _parse_version(version: str | int) -> int | None:
-    if isinstance(version, int):
-        return version
-    if version.isdigit() and not version.startswith("0") and len(version) < 10:
-        return int(version)
-    return None
+def load_version(name: str, number: int, path: Path, stamp: Stamp | None = None,
+                 ) -> ModelVersion:
+    """Load one version folder; a failure is recorded in ``error``, never raised."""
+    if stamp is None:
+        stamp = (_stat(path / MANIFEST_FILE), _stat(path / WEIGHTS_FILE))
+    try:
+        predictor = Predictor.from_artifact(path)
+        return ModelVersion(name, number, path, stamp, predictor, predictor.interface)
+    except (ModelError, OSError, ValueError, KeyError, TypeError) as exc:
+        return ModelVersion(name, number, path, stamp, error=str(exc) or type(exc).__name__)
+
+
+def load_one(root: Path, name: str, version: str | None = None,
+             ) -> tuple[ModelVersion, list[ModelVersion]]:
+    """Load only the version one caller needs (the batch scorer): the named one, or the
+    highest that loads. Returns it and the newer versions that failed; raises as
+    ``Registry.get`` does, with the same messages."""
+    found = _version_dirs(root)
+    if name not in found:
+        raise _model_not_found(name, tuple(sorted(found)))
+    dirs = found[name]
+    if version is not None:
+        number = parse_version(version)
+        if number not in dirs:
+            raise _no_such_version(name, version, dirs)
+        mv = load_version(name, number, dirs[number])
+        if not mv.ready:
+            raise _version_not_ready(mv)
+        return mv, []
+    failed: list[ModelVersion] = []
+    for number in sorted(dirs, reverse=True):
+        mv = load_version(name, number, dirs[number])
+        if mv.ready:
+            return mv, failed
+        failed.append(mv)
+    raise _model_not_ready(ServedModel(name, {mv.version: mv for mv in reversed(failed)}))
+
+
+# -- the lookup errors, worded once ------------------------------------------------------------
+def _model_not_found(name: str, found: Collection[str]) -> ModelNotFound:
+    known = ", ".join(found) or "none (the artifacts folder is empty)"
+    return ModelNotFound(f"model {name!r} not found; models: {known}", {"model": name})
+
+
+def _model_not_ready(model: ServedModel) -> NotReady:
+    return NotReady(f"model {model.name!r} is not ready: {model.reason}",
+                    {"model": model.name, "reason": model.reason})
+
+
+def _no_such_version(name: str, version: str | int, versions: Collection[int],
+                     ) -> VersionNotFound:
+    return VersionNotFound(f"model {name!r} has no version {version!r}; versions: "
+                           f"{', '.join(map(str, versions)) or 'none'}",
+                           {"model": name, "version": str(version)})
+
+
+def _version_not_ready(mv: ModelVersion) -> NotReady:
+    return NotReady(f"model {mv.name!r} version {mv.version} is not ready: {mv.error}",
+                    {"model": mv.name, "version": str(mv.version), "reason": mv.error})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from . import codec
-from .dataplane import DataPlane
-from .metrics import Metrics
+from ..core import jsonio
+from ..core.dataplane import DataPlane
+from ..core.metrics import RequestMetrics
 from .openapi import build_spec
 
 
-def make_blueprint(dataplane: DataPlane, metrics: Metrics, max_instances: int) -> Blueprint:
+def make_blueprint(dataplane: DataPlane, metrics: RequestMetrics) -> Blueprint:
+    """The operations routes: /metrics and /openapi.json."""
     bp = Blueprint("ops", __name__)
 
     @bp.get("/metrics")
@@ -19,7 +20,8 @@ def make_blueprint(dataplane: DataPlane, metrics: Metrics, max_instances: int) -
 
     @bp.get("/openapi.json")
     def openapi() -> Response:
-        return Response(codec.dumps(build_spec(dataplane.registry.models, max_instances)),
+        return Response(jsonio.dumps(build_spec(dataplane.registry.models,
+                                                dataplane.max_instances)),
                         mimetype="application/json")
 
     return bp

@@ -1,4 +1,4 @@
-"""codec: the vectorised fast path agrees with the Predictor's own checks."""
+"""Validation: the vectorised fast path agrees with the Predictor's own checks."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import orjson
 import pytest
 
 from model import Predictor
-from service.codec import (
-    _checked,
-    instances_to_batch,
-    may_hold_booleans,
-    screen_instances,
-    screen_rows,
-)
-from service.errors import InvalidRequest
-from service.signature import signature_of
+from service.core.errors import InvalidRequest
+from service.core.instances import instances_to_batch
+from service.core.jsonio import may_hold_booleans
+from service.core.screening import screen_instances, screen_rows
+from service.core.values import checked
 
 
 @pytest.fixture
@@ -30,14 +26,14 @@ def test_fast_value_check_accepts_exactly_what_find_problems_accepts(predictors)
     specials = [np.nan, np.inf, -np.inf, 1e39, -1e39, -1.0, 256.0, 255.0, 0.0, -0.0,
                 3.4e38, 255.00001, -1e-45]
     for p in predictors:
-        sig = signature_of(p)
+        sig = p.interface
         for trial in range(300):
             x = rng.uniform(0, 255, size=(3, sig.input_size))
             for _ in range(trial % 3):
                 x[rng.integers(3), rng.integers(sig.input_size)] = rng.choice(specials)
             _, problems = p.find_problems(x)
             try:
-                out = _checked(sig, x, ("instances",))
+                out = checked(sig, x, ("instances",))
             except InvalidRequest as exc:
                 assert problems, x
                 assert set(exc.details["instances"]) == {str(i) for i in problems}
@@ -56,7 +52,7 @@ def test_boolean_scan_ignores_booleans_outside_the_numbers():
 
 def test_integers_beyond_int64_and_floats_convert(predictors):
     p = predictors[0]
-    sig = signature_of(p)
+    sig = p.interface
     out = instances_to_batch(sig, [[2**63] + [1.5] * 12], check_booleans=False)
     assert out.dtype == np.float32 and out.shape == (1, 13)
 
@@ -93,7 +89,7 @@ def _one_by_one(sig, instances):
 
 
 def test_screening_agrees_with_the_service_instance_by_instance(predictors):
-    housing, mnist = (signature_of(p) for p in predictors)
+    housing, mnist = (p.interface for p in predictors)
     row = [0.1] * 13
     named = dict(zip(housing.features, row, strict=True))
     cases = {
@@ -116,7 +112,7 @@ def test_screening_agrees_with_the_service_instance_by_instance(predictors):
 
 
 def test_screen_rows_keeps_the_good_rows_in_order(predictors):
-    sig = signature_of(predictors[0])
+    sig = predictors[0].interface
     x = np.ones((5, 13))
     x[1, 5], x[3, 0] = np.nan, np.inf
     screened = screen_rows(sig, x)

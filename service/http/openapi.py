@@ -12,10 +12,11 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from . import schemas
-from .registry import Model
-from .signature import Signature
-from .v2 import SERVER_VERSION
+from model.interface import ModelInterface
+
+from ..core import schemas
+from ..core.registry import ServedModel
+from ..core.signature import SERVER_VERSION, describe_instance
 
 _ERRORS = {
     "400": "Malformed JSON or invalid input (details point at the instance and field).",
@@ -27,7 +28,7 @@ _ERRORS = {
 }
 
 
-def _instance_schema(sig: Signature) -> dict[str, Any]:
+def _instance_schema(sig: ModelInterface) -> dict[str, Any]:
     number = {"type": "number"}
     flat = {"type": "array", "items": number, "minItems": sig.input_size,
             "maxItems": sig.input_size}
@@ -59,7 +60,7 @@ def _params(*names: str) -> list[dict[str, Any]]:
             for n in names]
 
 
-def build_spec(models: Mapping[str, Model], max_instances: int) -> dict[str, Any]:
+def build_spec(models: Mapping[str, ServedModel], max_instances: int) -> dict[str, Any]:
     """The OpenAPI 3.0 document as a dict."""
     spec = APISpec(title="numpy-model-server", version=SERVER_VERSION, openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
@@ -76,16 +77,16 @@ def build_spec(models: Mapping[str, Model], max_instances: int) -> dict[str, Any
     request_variants = []
     for name, model in models.items():
         mv = model.latest
-        if mv is None or mv.signature is None:
+        if mv is None or mv.interface is None:
             continue
-        spec.components.schema(f"{name}_instance", component=_instance_schema(mv.signature))
+        spec.components.schema(f"{name}_instance", component=_instance_schema(mv.interface))
         spec.components.schema(f"{name}_predict_request", component={
             "allOf": [{"$ref": "#/components/schemas/V1PredictRequest"},
                       {"type": "object", "properties": {"instances": {
                           "type": "array", "minItems": 1, "maxItems": max_instances,
                           "items": {"$ref": f"#/components/schemas/{name}_instance"}}}}],
             "description": f"V1 request for model {name!r} "
-                           f"({mv.signature.describe_instance()})."})
+                           f"({describe_instance(mv.interface)})."})
         request_variants.append({"$ref": f"#/components/schemas/{name}_predict_request"})
     predict_body = {"oneOf": request_variants} if request_variants else "V1PredictRequest"
 
@@ -114,6 +115,11 @@ def build_spec(models: Mapping[str, Model], max_instances: int) -> dict[str, Any
             "requestBody": json_body("InferenceRequest"),
             "responses": _responses("Outputs", "InferenceResponse",
                                     "400", "404", "405", "413", "415", "503")}})
+    spec.path(path="/", operations={"get": {
+        "summary": "Server liveness (KServe V1): {\"status\": \"alive\"}",
+        "responses": {"200": {"description": "Live", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"status": {
+                "type": "string", "enum": ["alive"]}}}}}}}}})
     spec.path(path="/v1/models", operations={"get": {
         "summary": "All models and their versions",
         "responses": _responses("Models", "V1ModelList")}})

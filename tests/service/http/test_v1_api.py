@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model import Predictor
-from service.schemas import ErrorResponse, V1ModelList, V1ModelStatus, V1PredictResponse
+from service.core.schemas import ErrorResponse, V1ModelList, V1ModelStatus, V1PredictResponse
 from tests.factories import HOUSING_FEATURES, random_housing, random_images
 
 PREDICT = "/v1/models/{}:predict"
@@ -273,3 +273,31 @@ def test_mixed_layouts_in_one_request_are_400(client):
     err = assert_error(post(client, "mnist", {"instances": [image.reshape(784).tolist(),
                                                           image.tolist()]}), 400)
     assert "same layout" in err["error"]
+
+
+# -- GET /: KServe V1 server liveness -----------------------------------------------------
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json",
+                                    "text/html,application/xhtml+xml,*/*;q=0.8"])
+def test_root_is_kserve_v1_liveness(client, accept):
+    resp = client.get("/", headers={"Accept": accept} if accept else {})
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.get_json() == {"status": "alive"}
+
+
+def test_root_answers_browsers_with_the_page_when_there_is_one(artifacts):
+    from flask import Flask, Response
+
+    from service.core.dataplane import DataPlane
+    from service.core.registry import Registry
+    from service.http import v1
+    from service.http.routing import ModelNameConverter, VersionConverter
+
+    app = Flask(__name__)
+    app.url_map.converters.update(model=ModelNameConverter, version=VersionConverter)
+    app.register_blueprint(v1.make_blueprint(DataPlane(Registry(artifacts), 8), page=lambda:
+                                             Response("<h1>page</h1>", mimetype="text/html")))
+    client = app.test_client()
+    browser = client.get("/", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert browser.mimetype == "text/html"
+    for accept in ("*/*", "application/json", "application/json, text/html"):
+        assert client.get("/", headers={"Accept": accept}).get_json() == {"status": "alive"}

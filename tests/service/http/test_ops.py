@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 
 from service.app import create_app
 from tests.factories import make_classifier, random_housing
-from tests.service.test_registry import corrupt
+from tests.service.core.test_registry import corrupt
 
 
 def test_empty_registry_starts_and_is_not_ready(tmp_path):

@@ -1,21 +1,26 @@
-"""marshmallow schemas of every request and response, per protocol and per model.
+"""marshmallow schemas of every request and response, per protocol and per model, and
+``load_envelope``, the one call that checks a request's structure with them.
 
 Requests: the schemas check the structure (object, required and unknown keys, batch size,
 tensor headers); the numbers inside ``instances`` and ``data`` are converted and checked by
-``codec`` with NumPy in one pass, because per-number marshmallow work is ~1.7 ms per MNIST
-row. Per-model instance schemas describe one instance for the OpenAPI document and give the
-per-field messages on the (rare) error path. Responses are built as plain dicts and dumped
-with orjson; their schemas document them and the tests validate answers against them.
+``instances`` and ``tensors`` with NumPy in one pass, because per-number marshmallow work is
+~1.7 ms per MNIST row. Per-model instance schemas describe one instance for the OpenAPI
+document and give the per-field messages on the (rare) error path. Responses are built as
+plain dicts and dumped with orjson; their schemas document them and the tests validate
+answers against them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.validate import Length, OneOf, Range
 
-#: V2 datatypes of the Open Inference Protocol; ``codec`` accepts the numeric ones.
+from .errors import InvalidRequest, first_message
+from .jsonio import json_type, stringify_keys
+
+#: V2 datatypes of the Open Inference Protocol; ``tensors`` accepts the numeric ones.
 DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
              "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES")
 
@@ -33,7 +38,7 @@ class StrictNumber(fields.Float):
 class Batch(fields.List):
     """A non-empty list of instances, at most ``max_instances`` long.
 
-    The items are not deserialised one by one here (``codec`` converts them in one NumPy
+    The items are not deserialised one by one here (``instances`` converts them in one NumPy
     call); ``inner`` only documents them.
     """
 
@@ -151,6 +156,12 @@ class InferenceRequest(StrictSchema):
     """``POST /v2/models/{name}[/versions/{v}]/infer`` body (or its JSON header)."""
 
     id = fields.String()
+    # KServe's Python SDK (InferRequest.to_rest) sends the model's name, and may send its
+    # version; they must name the model and version the URL addresses (checked by v2.py).
+    model_name = fields.String(metadata={
+        "description": "optional; if given, the model of the URL"})
+    model_version = fields.String(metadata={
+        "description": "optional; if given (not empty), the version the URL serves"})
     parameters = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
         "description": "binary_data_output (bool) is the one supported parameter"})
     inputs = fields.List(fields.Nested(RequestInput), required=True, validate=Length(min=1))
@@ -233,3 +244,15 @@ def array_field(shape: tuple[int, ...]) -> fields.Field:
     for d in reversed(shape):
         field = fields.List(field, validate=Length(equal=d))
     return field
+
+
+def load_envelope(schema: Schema, obj: Any) -> dict[str, Any]:
+    """Validate the request structure with marshmallow; InvalidRequest with its messages."""
+    if not isinstance(obj, dict):
+        raise InvalidRequest(f"the request body must be a JSON object, not "
+                             f"{json_type(obj)}", {"_schema": ["Invalid input type."]})
+    try:
+        return schema.load(obj)
+    except ValidationError as exc:
+        details = stringify_keys(exc.messages)
+        raise InvalidRequest(f"invalid request: {first_message(details)}", details) from None

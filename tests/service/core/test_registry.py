@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ModelNotFound, NotReady, VersionNotFound
-from service.registry import Registry
+from service.core.errors import ModelNotFound, NotReady, VersionNotFound
+from service.core.registry import Registry
 from tests.factories import make_classifier, make_regressor
 
 
@@ -36,7 +36,7 @@ def test_discovers_every_model_and_version(root):
     assert list(reg.models["housing"].versions) == [1, 2]
     assert reg.get("housing").version == 2
     assert reg.get("housing", "1").version == 1
-    assert reg.get("mnist", 1).signature.input_name == "images"
+    assert reg.get("mnist", 1).interface.input_name == "images"
 
 
 def test_ignores_temp_folders_files_and_odd_names(root):

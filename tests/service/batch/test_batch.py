@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from model import Predictor
 from service.batch.cli import main
 from service.batch.inputs import CsvSource, IdxSource
-from service.registry import Registry
+from service.core.registry import Registry
 from tests.factories import (
     HOUSING_FEATURES,
     make_classifier,
@@ -31,7 +31,7 @@ from tests.factories import (
     random_images,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -415,7 +415,7 @@ def test_readers_hold_one_chunk_not_the_file(artifacts, tmp_path):
     """Peak memory while reading is the same for a file four times as long, and small."""
     registry = Registry(artifacts, names={"housing", "mnist"})
     registry.refresh()
-    housing, mnist = registry.get("housing").signature, registry.get("mnist").signature
+    housing, mnist = registry.get("housing").interface, registry.get("mnist").interface
     line = ",".join(["1.5"] * 13) + "\n"
     peaks = {}
     for n in (50_000, 200_000):

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency per endpoint, model, version and status.
+"""Prometheus metrics: request counts and latency per endpoint, model, version and status;
+``RequestRecord`` is what a front end notes about one request while answering it.
 
 Under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set by gunicorn.conf.py before workers import
 prometheus_client) every worker writes to shared files and ``/metrics`` sums them, so any
@@ -18,8 +19,21 @@ BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0
            1.0, 2.5, 5.0, 10.0)
 
 
-class Metrics:
-    """The service's metrics; ``observe`` is the one per-request call."""
+class RequestRecord:
+    """What one request was about, filled in while it is answered: the endpoint (set once
+    routing matched), the model and version it addressed, how many instances it carried."""
+
+    __slots__ = ("endpoint", "model", "version", "instances")
+
+    def __init__(self) -> None:
+        self.endpoint = "unmatched"
+        self.model = ""
+        self.version = ""
+        self.instances = 0
+
+
+class RequestMetrics:
+    """The service's request metrics; ``observe`` is the one per-request call."""
 
     content_type = CONTENT_TYPE_LATEST
 

@@ -20,14 +20,12 @@ import orjson
 import pytest
 import requests
 import tritonclient.http as triton
-from threadpoolctl import threadpool_limits
 
-from model import Predictor
 from tests.factories import make_classifier, make_regressor, random_housing, random_images
-from tests.service.gunicorn_server import RELOAD_INTERVAL, Server
-from tests.service.test_registry import corrupt
+from tests.service.core.test_registry import corrupt
+from tests.service.gunicorn_server import RELOAD_INTERVAL, reference, running
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +37,9 @@ def server(tmp_path_factory):
     corrupt(make_classifier(artifacts, seed=3))          # mnist/2 broken: mnist/1 serves
     corrupt(make_classifier(artifacts, name="broken"))   # a model with nothing loadable
     make_regressor(artifacts, name="rollout")
-    srv = Server(artifacts, workdir)
-    try:
-        srv.wait_ready()
+    with running(artifacts, workdir) as srv:
         yield srv
-    finally:
-        srv.stop()
 
-
-def reference(path: Path, x: np.ndarray) -> np.ndarray:
-    """The in-process Predictor's answer with the service's one BLAS thread."""
-    with threadpool_limits(1):
-        return Predictor.from_artifact(path).predict(x)
 
 
 # -- answers ---------------------------------------------------------------------------------

@@ -7,14 +7,14 @@ import orjson
 import pytest
 
 from model import Predictor
-from service.schemas import (
+from service.core.schemas import (
     ErrorResponse,
     InferenceResponse,
     Readiness,
     V2ModelMetadata,
     V2ServerMetadata,
 )
-from service.signature import signature_from_metadata, signature_of
+from service.core.signature import interface_from_metadata
 from tests.factories import random_housing, random_images
 
 HEADER = "Inference-Header-Content-Length"
@@ -64,12 +64,12 @@ def test_model_metadata_carries_the_whole_signature(client, artifacts):
     """A client (the batch scorer's remote mode) rebuilds the server's exact Signature."""
     for name in ("housing", "mnist"):
         meta = client.get(f"/v2/models/{name}").get_json()
-        expected = signature_of(Predictor.from_artifact(artifacts / name / "1"))
-        assert signature_from_metadata(meta) == expected
+        expected = Predictor.from_artifact(artifacts / name / "1").interface
+        assert interface_from_metadata(meta) == expected
     assert meta["parameters"] == {"task": "classification", "value_range": [0.0, 255.0],
                                   "labels": [str(i) for i in range(10)]}
     with pytest.raises(ValueError, match="unexpected model metadata"):
-        signature_from_metadata({**meta, "parameters": {}})
+        interface_from_metadata({**meta, "parameters": {}})
 
 
 @pytest.mark.parametrize("datatype", ["FP32", "FP64", "UINT8", "INT64", "INT32"])
@@ -255,3 +255,33 @@ def test_wrong_method_is_405(client):
     resp = client.get("/v2/models/mnist/infer")
     assert_error(resp, 405)
     assert resp.headers["Allow"] == "POST"
+
+
+# -- model_name / model_version in the body (KServe's Python SDK sends them) -----------------
+@pytest.mark.parametrize("extra,version", [
+    ({"model_name": "mnist"}, None),
+    ({"model_name": "mnist", "model_version": "1"}, None),
+    ({"model_name": "mnist", "model_version": "1"}, "1"),
+    ({"model_version": ""}, None),
+])
+def test_body_may_name_the_model_and_version_of_the_url(client, extra, version):
+    body = {"id": "k1", **extra, "inputs": [image_tensor()]}
+    resp = infer(client, "mnist", body, version=version)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["model_name"] == "mnist" and resp.get_json()["id"] == "k1"
+
+
+@pytest.mark.parametrize("extra,version,field", [
+    ({"model_name": "housing"}, None, "model_name"),
+    ({"model_name": ""}, None, "model_name"),
+    ({"model_version": "2"}, None, "model_version"),
+    ({"model_version": "2"}, "1", "model_version"),
+    ({"model_version": 1}, None, "model_version"),
+    ({"model_name": "mnist", "model_versions": "1"}, None, "model_versions"),
+])
+def test_body_contradicting_the_url_is_400(client, extra, version, field):
+    err = assert_error(infer(client, "mnist", {**extra, "inputs": [image_tensor()]},
+                             version=version), 400)
+    assert field in err["details"], err
+    if field == "model_name" and extra["model_name"]:
+        assert "'housing'" in err["error"] and "/v2/models/mnist/infer" in err["error"]

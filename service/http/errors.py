@@ -1,7 +1,8 @@
-"""The service's error hierarchy and the one table that maps it (and library errors) to HTTP.
+"""HTTP errors: the one table from the core's (and the library's) errors to status codes, the
+errors only HTTP has (405, 413, 415), and the handler that answers every failing request.
 
-Routes and logic raise these domain errors; nothing else in the service knows a status code.
-Every error answer is JSON ``{"error": "<message>", "details": {...}}``.
+Nothing else in the service knows a status code. Every error answer is JSON
+``{"error": "<message>", "details": {...}}``.
 """
 
 from __future__ import annotations
@@ -15,36 +16,9 @@ from werkzeug.exceptions import HTTPException
 
 from model import InputError
 
+from ..core.errors import InvalidRequest, NotFound, NotReady, ServiceError
+
 log = logging.getLogger("service.errors")
-
-
-class ServiceError(Exception):
-    """Base of every error the service raises on purpose: a message a person can act on."""
-
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = details or {}
-
-
-class InvalidRequest(ServiceError):
-    """The body does not validate: wrong shape, type, missing field, bad value, bad batch."""
-
-
-class MalformedJSON(InvalidRequest):
-    """The body is not parseable JSON (or not a JSON object)."""
-
-
-class NotFound(ServiceError):
-    """No such route, model or version."""
-
-
-class ModelNotFound(NotFound):
-    """No model of that name in the registry."""
-
-
-class VersionNotFound(NotFound):
-    """The model exists but has no such version."""
 
 
 class MethodNotAllowed(ServiceError):
@@ -61,10 +35,6 @@ class PayloadTooLarge(ServiceError):
 
 class UnsupportedMediaType(ServiceError):
     """The body is not declared as JSON (or V2 binary tensor data)."""
-
-
-class NotReady(ServiceError):
-    """A model, a version or the server cannot serve yet (e.g. its artifact failed to load)."""
 
 
 #: The only place HTTP status codes are chosen. Subclasses inherit their base's code.

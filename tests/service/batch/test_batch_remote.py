@@ -24,9 +24,9 @@ from tests.factories import (
     random_housing,
     random_images,
 )
-from tests.service.gunicorn_server import RELOAD_INTERVAL, ROOT, Server, free_port
-from tests.service.test_batch import housing_csv, idx_file, with_cell
-from tests.service.test_registry import corrupt
+from tests.service.batch.test_batch import housing_csv, idx_file, with_cell
+from tests.service.core.test_registry import corrupt
+from tests.service.gunicorn_server import RELOAD_INTERVAL, ROOT, Server, free_port, running
 
 #: Small limits, so that default-sized requests get split (400 "too many", 413).
 LIMITS = {"SERVICE_MAX_INSTANCES": "50", "SERVICE_MAX_BODY_BYTES": str(64 * 1024),
@@ -39,12 +39,8 @@ def server(tmp_path_factory):
     artifacts = workdir / "artifacts"
     make_regressor(artifacts)
     make_classifier(artifacts, arch="cnn")
-    srv = Server(artifacts, workdir, env=LIMITS)
-    try:
-        srv.wait_ready()
+    with running(artifacts, workdir, env=LIMITS) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def both(capsys, server, tmp_path: Path, *args: str | Path,
@@ -108,7 +104,7 @@ def test_rows_the_server_refuses_go_to_the_report(server):
     reported with the server's own details, and the rest are still scored."""
     model = RemoteModel(server.url, "mnist", None, timeout=10, retries=0, workers=1,
                         max_rows=40)
-    model.signature = dataclasses.replace(model.signature, value_range=None)
+    model.interface = dataclasses.replace(model.interface, value_range=None)
     x = random_images(30, seed=3).reshape(30, 784).astype(np.float32)
     x[[4, 17], 0] = 999
     prediction, refused = model.predict(x)
