@@ -33,7 +33,6 @@ from model import (
 )
 from model.layers import LAYER_TYPES, register
 from model.preprocessing import Clip, Pipeline, QuantileNormal, Scale, SignedLog, Standardize
-from service.signature import signature_of
 from tests.factories import make_classifier, make_regressor, random_images
 from training.__main__ import main
 from training.datasets import housing_split, load_housing, read_idx
@@ -136,7 +135,7 @@ def test_graph_carries_the_models_identity_and_metrics(model_dir, housing_onnx, 
 @pytest.mark.parametrize("model_dir", [HOUSING_MODEL, MNIST_MODEL], ids=["housing", "mnist"])
 def test_inputs_and_outputs_are_the_services_v2_tensors(model_dir, housing_onnx, mnist_onnx):
     path = housing_onnx if model_dir == HOUSING_MODEL else mnist_onnx
-    sig = signature_of(Predictor.from_artifact(model_dir))
+    sig = Predictor.from_artifact(model_dir).interface   # what the service serves
     graph = onnx.load(str(path)).graph
     types = {onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.INT64: "INT64"}
 
@@ -336,9 +335,7 @@ def test_triton_adds_versions_and_replaces_a_version_in_place(tmp_path, capsys):
 
 
 def test_config_for_a_regressor_declares_the_batch_only_output():
-    from training.export.onnx_model import Interface
-
-    text = config_pbtxt("housing", Interface.of(Predictor.from_artifact(HOUSING_MODEL)), 8)
+    text = config_pbtxt("housing", Predictor.from_artifact(HOUSING_MODEL).interface, 8)
     assert 'name: "features"\n    data_type: TYPE_FP32\n    dims: [ 13 ]\n' in text
     assert ('name: "MEDV"\n    data_type: TYPE_FP32\n    dims: [ 1 ]\n'
             "    reshape: { shape: [ ] }") in text

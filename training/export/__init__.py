@@ -43,7 +43,7 @@ def export(model_dir: str | os.PathLike, fmt: str, out: str | os.PathLike,
     model = onnx_model.build_model(artifact)
     checked = verifier.verify(model, artifact) if verify else None
     data = model.SerializeToString()
-    interface = onnx_model.Interface.of(Predictor(artifact))
+    interface = Predictor(artifact).interface
     out = Path(out)
     try:
         if fmt == "onnx":

@@ -2,7 +2,7 @@
 
 The graph is what ``model.Predictor.predict_checked`` computes: the stored input pipeline,
 the network, then softmax and the arg-max label (classifiers) or the inverse target
-transform (regressors). Tensor names are the service's V2 names (see ``Interface``).
+transform (regressors). Tensor names are the service's V2 names (``model.interface``).
 Input checks (finiteness, value range) stay with the caller, as they do in front of any
 ONNX runtime. The same artifact always gives the same bytes.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import onnx
 from onnx import helper
 
 from model import Artifact, Predictor
 from model.artifact import MANIFEST_FILE
+from model.interface import TensorSpec
 
 from .graph import FLOAT, INT64, Graph
 from .layers import Value, convert_network
@@ -30,44 +29,10 @@ OPSET = 17
 PRODUCER = "numpy-model-server"
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """One input or output: name, V2 datatype, shape with -1 for the batch dimension."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-
-@dataclass(frozen=True)
-class Interface:
-    """The tensors a model takes and returns, named as the service's V2 protocol names them
-    (``service/signature.py``; training must not import service, the tests compare both)."""
-
-    inputs: tuple[Tensor, ...]
-    outputs: tuple[Tensor, ...]
-
-    @classmethod
-    def of(cls, predictor: Predictor) -> Interface:
-        shape = tuple(predictor.input_shape)
-        name = "features" if predictor.features else "images" if len(shape) == 2 else "inputs"
-        inputs = (Tensor(name, "FP32", (-1, *shape)),)
-        if predictor.task == "classification":
-            outputs = (Tensor("probabilities", "FP32", (-1, len(predictor.labels or ()))),
-                       Tensor("label", "INT64", (-1,)))
-        else:
-            out = str(predictor.manifest["output"].get("name") or "prediction")
-            outputs = (Tensor(out, "FP32", (-1,)),)
-        return cls(inputs, outputs)
-
-
 _ONNX_TYPES = {"FP32": FLOAT, "INT64": INT64}
 
 
-def _value_info(t: Tensor, doc: str = "") -> onnx.ValueInfoProto:
+def _value_info(t: TensorSpec, doc: str = "") -> onnx.ValueInfoProto:
     shape = ["batch" if d == -1 else d for d in t.shape]
     return helper.make_tensor_value_info(t.name, _ONNX_TYPES[t.datatype], shape, doc)
 
@@ -94,7 +59,7 @@ def build_model(artifact: Artifact) -> onnx.ModelProto:
     """The ONNX model of a loaded artifact; raises ExportError for anything it cannot
     express, and checks the result with ``onnx.checker`` (full check, with shapes)."""
     predictor = Predictor(artifact)
-    interface = Interface.of(predictor)
+    interface = predictor.interface
     (inp,) = interface.inputs
     g = Graph()
     g.name(inp.name)

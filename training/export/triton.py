@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 
 from model.artifact import write_atomic
-
-from .onnx_model import Interface, Tensor
+from model.interface import ModelInterface, TensorSpec
 
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
 
 
-def _tensor(t: Tensor) -> str:
+def _tensor(t: TensorSpec) -> str:
     dims = list(t.shape[1:])  # Triton's dims leave out the batch dimension
     # a tensor that is only the batch ([n]) is declared [1] and reshaped to [] for the model,
     # so clients see [n, 1]; Triton has no zero-rank dims with batching
@@ -27,7 +26,7 @@ def _tensor(t: Tensor) -> str:
             f"    dims: [ {', '.join(map(str, dims or [1]))} ]{reshape}\n  }}")
 
 
-def config_pbtxt(name: str, interface: Interface, max_batch_size: int) -> str:
+def config_pbtxt(name: str, interface: ModelInterface, max_batch_size: int) -> str:
     """The model configuration (protobuf text format) for Triton's onnxruntime backend."""
     return "\n".join([
         f'name: "{name}"',
