@@ -22,9 +22,11 @@ this one NumPy implementation of that procedure:
 6. **scaled to fit a 20x20 box** keeping the aspect ratio: area averaging when shrinking
    (every source pixel counts by its overlap, which is the anti-aliasing), linear
    interpolation when enlarging;
-7. **placed on 28x28** with an integer shift that puts its centre of mass on pixel (14, 14),
-   as in MNIST itself (its training digits' centres of mass: 14.00 +- 0.29 in both axes,
-   the spread of rounding to whole pixels).
+7. **placed on 28x28** with its centre of mass on pixel (14, 14), where MNIST puts it (its
+   training digits' centres of mass: 14.00 +- 0.29 in both axes: MNIST shifted by whole
+   pixels). Here the shift is sub-pixel (bilinear), so that a digit moved or scaled by a
+   fraction of a pixel gives nearly the same image rather than one a pixel off; the model
+   is trained on randomly sub-pixel-shifted digits anyway.
 
 Pictures larger than ``MAX_WORKING_SIDE`` on their long side are first reduced by block
 averaging, so a 16-megapixel photo costs tens of milliseconds, not seconds.
@@ -89,21 +91,29 @@ def normalize_digit_detailed(picture: np.ndarray, *, floor: float = 0.2,
     the dtype's maximum for integers, 1 for floats).
     """
     rgba = _as_float(picture, max_value)
-    gray = _grayscale_on_white(rgba)
-    gray = _reduce(gray, MAX_WORKING_SIDE)
-    ink, dark, background = _ink(gray, floor, min_contrast)
+    gray = _reduce(_grayscale_on(rgba, 1.0), MAX_WORKING_SIDE)
+    background, peak, dark = _polarity(gray)
+    if rgba.shape[2] in (2, 4):
+        # light ink on a transparent background (a dark-mode drawing app) vanishes on
+        # white paper: keep whichever of white or black paper shows the ink best
+        on_black = _reduce(_grayscale_on(rgba, 0.0), MAX_WORKING_SIDE)
+        black_background, black_peak, black_dark = _polarity(on_black)
+        if black_peak > peak:
+            gray, background, peak, dark = on_black, black_background, black_peak, black_dark
+    ink = _ink(gray, background, peak, dark, floor, min_contrast)
     top, left, bottom, right = _ink_box(ink, trim)
     k = gray.shape[0] / rgba.shape[0], gray.shape[1] / rgba.shape[1]
     box = (int(top / k[0]), int(left / k[1]), min(rgba.shape[0], round(bottom / k[0])),
            min(rgba.shape[1], round(right / k[1])))
     digit = fit_box(ink[top:bottom, left:right], BOX)
-    peak = digit.max()
+    image = centre(digit, FRAME)
+    peak = image.max()
     if peak <= 0:
         raise InputError("no ink found: the picture is blank or has no clear digit on it")
-    digit *= F32(255 / peak)
-    np.minimum(digit, 255, out=digit)  # float rounding must not leave the model's range
-    return NormalizedDigit(image=centre(digit, FRAME), dark_ink=dark,
-                           background=float(background), box=box, size=digit.shape)
+    image *= F32(255 / peak)  # MNIST digits all reach 255, however thin the pen
+    np.clip(image, 0, 255, out=image)  # float rounding must not leave the model's range
+    return NormalizedDigit(image=image, dark_ink=dark, background=float(background),
+                           box=box, size=digit.shape)
 
 
 # -- steps -------------------------------------------------------------------------------
@@ -132,8 +142,8 @@ def _as_float(picture: np.ndarray, max_value: float | None) -> np.ndarray:
     return out
 
 
-def _grayscale_on_white(rgba: np.ndarray) -> np.ndarray:
-    """(H, W, C) float32 in [0, 1] -> (H, W) BT.601 luma, transparent parts white."""
+def _grayscale_on(rgba: np.ndarray, paper: float) -> np.ndarray:
+    """(H, W, C) float32 in [0, 1] -> (H, W) BT.601 luma, transparent parts ``paper``."""
     c = rgba.shape[2]
     if c in (1, 2):
         gray = rgba[:, :, 0].copy()
@@ -141,11 +151,11 @@ def _grayscale_on_white(rgba: np.ndarray) -> np.ndarray:
         gray = rgba[:, :, 0] * F32(LUMA[0])
         gray += rgba[:, :, 1] * F32(LUMA[1])
         gray += rgba[:, :, 2] * F32(LUMA[2])
-    if c in (2, 4):  # composite on white: a * value + (1 - a) * 1
+    if c in (2, 4):  # composite: a * value + (1 - a) * paper
         alpha = rgba[:, :, -1]
-        gray -= 1
+        gray -= F32(paper)
         gray *= alpha
-        gray += 1
+        gray += F32(paper)
     return gray
 
 
@@ -171,33 +181,40 @@ def _border(gray: np.ndarray) -> np.ndarray:
                            gray[b:-b, -b:].ravel()])
 
 
-def _ink(gray: np.ndarray, floor: float, min_contrast: float) -> tuple[np.ndarray, bool, float]:
-    """(ink in [0, 1] with background 0, whether the ink is dark, the paper level)."""
-    border = _border(gray)
-    background = float(np.median(border))
-    noise = 1.4826 * float(np.median(np.abs(border - background)))  # robust std
+def _polarity(gray: np.ndarray) -> tuple[float, float, bool]:
+    """(paper level, the ink's peak distance from it, whether the ink is darker).
+
+    The paper level is the border's median; the ink is on whichever side of it the picture
+    reaches further. Extremes are read on 2x2 means when both sides reach out, so a single
+    speck of noise cannot decide.
+    """
+    background = float(np.median(_border(gray)))
     dark_reach = background - float(gray.min())
     light_reach = float(gray.max()) - background
-    # a single-pixel speck must not decide polarity: compare smoothed extremes when both
-    # sides reach out (2x2 means kill isolated pixels)
-    if min(dark_reach, light_reach) > min_contrast and min(gray.shape) >= 2:
+    if min(dark_reach, light_reach) > 0.02 and min(gray.shape) >= 2:
         smooth = (gray[:-1, :-1] + gray[1:, :-1] + gray[:-1, 1:] + gray[1:, 1:]) / 4
         dark_reach = background - float(smooth.min())
         light_reach = float(smooth.max()) - background
-    dark = dark_reach >= light_reach
-    ink = (background - gray) if dark else (gray - background)
-    np.maximum(ink, 0, out=ink)
-    peak = max(dark_reach, light_reach)
+    return background, max(dark_reach, light_reach), dark_reach >= light_reach
+
+
+def _ink(gray: np.ndarray, background: float, peak: float, dark: bool, floor: float,
+         min_contrast: float) -> np.ndarray:
+    """Ink in [0, 1], background 0: distance from the paper level, below the noise floor
+    zeroed, the rest stretched so that ``peak`` is 1. InputError if there is no ink."""
     if peak < min_contrast:
-        raise InputError("no ink found: the picture is blank (its darkest and lightest "
-                         f"parts differ from the background by less than {min_contrast:.0%})")
+        raise InputError("no ink found: the picture is blank (nothing in it differs from "
+                         f"the background by {min_contrast:.0%} of the full range)")
+    border = _border(gray)
+    noise = 1.4826 * float(np.median(np.abs(border - background)))  # robust std
     low = max(floor * peak, 3 * noise)
     if low >= peak:
         raise InputError("no ink found: nothing stands out from the background's noise")
+    ink = (F32(background) - gray) if dark else (gray - F32(background))
     ink -= F32(low)
     ink *= F32(1 / (peak - low))
     np.clip(ink, 0, 1, out=ink)
-    return ink, dark, background
+    return ink
 
 
 def _ink_box(ink: np.ndarray, trim: float) -> tuple[int, int, int, int]:
@@ -248,14 +265,22 @@ def fit_box(image: np.ndarray, box: int) -> np.ndarray:
 
 
 def centre(digit: np.ndarray, frame: int) -> np.ndarray:
-    """digit (h, w), h and w <= frame, placed on a (frame, frame) float32 zero canvas with
-    an integer shift that puts its centre of mass at CENTRE, kept wholly inside."""
+    """digit (h, w), h and w <= frame, placed on a (frame, frame) float32 zero canvas so
+    that its centre of mass lands on CENTRE: a whole-pixel shift, then the remaining
+    fraction by bilinear interpolation; the digit is kept wholly inside the frame."""
     h, w = digit.shape
     mass = digit.sum(dtype=np.float64)
     cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass)
     cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass)
-    top = min(max(int(np.floor(CENTRE[0] - cy + 0.5)), 0), frame - h)
-    left = min(max(int(np.floor(CENTRE[1] - cx + 0.5)), 0), frame - w)
-    out = np.zeros((frame, frame), dtype=F32)
-    out[top:top + h, left:left + w] = digit
-    return out
+    # one pixel of room on each side for the fractional shift, so clamp to 1..frame-1
+    ty = min(max(CENTRE[0] - cy, 0.0), frame - h - 1.0) if h < frame else 0.0
+    tx = min(max(CENTRE[1] - cx, 0.0), frame - w - 1.0) if w < frame else 0.0
+    top, left = int(np.floor(ty)), int(np.floor(tx))
+    fy, fx = F32(ty - top), F32(tx - left)
+    out = np.zeros((frame + 1, frame + 1), dtype=F32)
+    # bilinear: each source pixel spreads over the 2x2 output pixels it now overlaps
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            if wy * wx:
+                out[top + dy:top + dy + h, left + dx:left + dx + w] += digit * (wy * wx)
+    return out[:frame, :frame]
