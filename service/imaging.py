@@ -167,21 +167,27 @@ def decode_image(data: bytes, content_type: str | None = None, *,
         warnings.simplefilter("always")
         try:
             img = _open_checked(data, fmt, max_pixels)
+            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+                raise ImageTooLargeError(_too_many(img.size, max_pixels))
             img.load()
             img = _upright(img)
             pixels = _as_array(img)
         except ImageError:
             raise
-        except Image.DecompressionBombError:
-            raise ImageTooLargeError(f"the {fmt} picture has more pixels than allowed "
-                                     f"({max_pixels:,})") from None
+        except Image.DecompressionBombError:  # Pillow's own limit, from the header
+            raise ImageTooLargeError(_too_many(None, max_pixels)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                 KeyError, struct.error) as exc:
             raise DamagedImageError(_damage_message(fmt, exc)) from None
-    if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-        raise ImageTooLargeError(f"the {fmt} picture has more pixels than allowed "
-                                 f"({max_pixels:,})")
     return pixels
+
+
+def _too_many(size: tuple[int, int] | None, max_pixels: int) -> str:
+    """The message for a picture with more than max_pixels pixels (size if known)."""
+    what = f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:,.1f} megapixels" if size \
+        else "larger than Pillow will decode safely"
+    return (f"the picture is {what}; at most {max_pixels / 1e6:g} megapixels are accepted: "
+            "send a smaller picture")
 
 
 def _open_checked(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
@@ -196,9 +202,7 @@ def _open_checked(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     if width <= 0 or height <= 0:
         raise DamagedImageError(f"the {fmt} picture is {width}x{height}: it has no pixels")
     if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"the picture is {width}x{height} = {width * height / 1e6:,.1f} megapixels; at "
-            f"most {max_pixels / 1e6:g} megapixels are accepted: send a smaller picture")
+        raise ImageTooLargeError(_too_many((width, height), max_pixels))
     return img
 
 
