@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
-        bench-batch clean
+        bench-batch bench-images clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ bench-serve: $(STAMP)
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+
+# Digit pictures (typeset in the machine's fonts, re-rendered MNIST test digits): plain
+# resize vs model/digit_image preprocessing, on artifacts/mnist/1 (see docs/IMAGES.md).
+bench-images: $(STAMP)
+	$(BIN)/python bench/image_accuracy.py --by-font
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

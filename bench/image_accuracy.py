@@ -10,6 +10,8 @@ decoder), and scores the model twice:
 - **preprocessed**: ``model.digit_image.normalize_digit``, the MNIST procedure.
 
 ``make bench-images`` runs it on artifacts/mnist/1; ``--by-font`` adds one line per font.
+"typeset, fonts never trained on" are the families outside
+``bench/typeset_training_set.TRAIN_FAMILIES``, for models trained with typeset digits.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.typeset_digits import write_set  # noqa: E402
+from bench.typeset_training_set import is_training_font  # noqa: E402
 from model.digit_image import normalize_digit  # noqa: E402
 from model.predictor import Predictor  # noqa: E402
 from service.imaging import decode_image  # noqa: E402
@@ -67,6 +70,8 @@ def score(model: Predictor, items: list, by_font: bool) -> dict:
     groups: dict[str, list[int]] = defaultdict(list)
     for i, (kind, _, source, _) in enumerate(items):
         groups[kind].append(i)
+        if kind == "typeset" and not is_training_font(source.replace("_", " ")):
+            groups["typeset, fonts never trained on"].append(i)
         if by_font and kind == "typeset":
             groups[f"typeset/{source}"].append(i)
     report = {name: {"n": len(idx), **{k: round(float(h[idx].mean()), 4)

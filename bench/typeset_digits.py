@@ -118,10 +118,14 @@ def render_handwriting(digit28: np.ndarray, rng: np.random.Generator) -> Image.I
     ink, paper = _colours(rng)
     height = int(side * rng.uniform(1.0, 1.6))
     width = int(side * rng.uniform(1.0, 1.6))
+    at = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)))
+    if rng.random() < 0.2:  # a browser canvas export: hard-edged strokes on transparency
+        canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        stroke = img.point(lambda v: 255 if v > 100 else 0)
+        canvas.paste(Image.new("RGBA", img.size, (*ink, 255)), at, stroke)
+        return canvas
     canvas = Image.new("RGB", (width, height), paper)
-    canvas.paste(Image.new("RGB", img.size, ink),
-                 (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))),
-                 img)
+    canvas.paste(Image.new("RGB", img.size, ink), at, img)
     return canvas
 
 
