@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch bench-onnx clean
+        bench-train bench-serve bench-batch bench-onnx bench-images clean
 
 setup: $(STAMP)
 
@@ -81,6 +81,11 @@ bench-batch: $(STAMP)
 # Inference beside onnxruntime on the exported graphs (one thread each), both models.
 bench-onnx: $(STAMP)
 	$(BIN)/python bench/onnx_speed.py
+
+# Digit pictures (typeset in the machine's fonts, re-rendered MNIST test digits): plain
+# resize vs model/digit_image preprocessing, on artifacts/mnist/1 (see docs/IMAGES.md).
+bench-images: $(STAMP)
+	$(BIN)/python bench/image_accuracy.py --by-font
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
