@@ -25,6 +25,7 @@ from . import ops, v1, v2
 from .config import Settings
 from .dataplane import DataPlane
 from .errors import register_error_handlers
+from .limits import Limits
 from .logs import AccessLog, configure_logging
 from .metrics import Metrics
 from .registry import Registry
@@ -79,7 +80,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.make_blueprint(service.dataplane, service.metrics,
                                               settings.max_instances))
     register_error_handlers(app)
-    app.wsgi_app = RequestObserver(app.wsgi_app, service.metrics, AccessLog())
+    app.wsgi_app = RequestObserver(
+        Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout,
+               settings.max_queue, settings.max_wait), service.metrics, AccessLog())
 
     @app.url_value_preprocessor
     def record_endpoint(endpoint: str | None, values: Any) -> None:

@@ -14,6 +14,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from service.config import ConfigError, Settings  # noqa: E402
+from service.loadshare import SharedCounts  # noqa: E402
 
 try:
     _settings = Settings.from_env()
@@ -33,10 +34,18 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.worker_count
-worker_class = "sync"
+# gevent connections, one prediction computing at a time per worker; time limits, balancing
+# and a drained stop (service/worker.py; why: docs/ROBUSTNESS.md).
+worker_class = "service.worker.ServiceWorker"
+worker_connections = _settings.max_connections
 timeout = 60             # a worker silent this long (stuck) is killed and replaced
 graceful_timeout = 30    # on SIGTERM/HUP, in-flight requests get this long to finish
-keepalive = 2
+keepalive = max(1, round(_settings.header_timeout))  # idle, or sending a request line and headers
+# Request heads beyond these get 400 (431 for fields) from gunicorn's parser.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+backlog = 2048
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 loglevel = _settings.log_level.lower()
 errorlog = "-"
@@ -60,6 +69,16 @@ def on_starting(server):
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
+
+
+_counts = SharedCounts()
+
+
+def pre_fork(server, worker):
+    """Give the worker its slot in the shared busy counts and its memory limit."""
+    _counts.assign(server, worker)
+    worker.shared = _counts
+    worker.max_memory_mib = _settings.max_worker_memory
 
 
 def child_exit(server, worker):

@@ -1,0 +1,129 @@
+"""The gunicorn worker class of the service: gevent connections, one request computing at a time.
+
+    worker_class = "service.worker.ServiceWorker"   (service/gunicorn.conf.py)
+
+Why (docs/ROBUSTNESS.md has the measurements): a sync worker blocks on one slow client, so
+a handful of sockets trickling headers take the server down. Here every connection is a
+greenlet, so a held connection costs a few KiB, not a worker. Predictions are CPU-bound and
+never yield, so they still run one at a time per worker, as under sync workers. On top of
+gunicorn's gevent worker this class adds:
+
+- a request line and headers must arrive within ``keepalive`` seconds (gunicorn's gevent
+  worker times the whole read, not each packet), bodies within ``SERVICE_BODY_TIMEOUT``
+  (service/limits.py);
+- ``Connection: close`` from the app is honoured (gunicorn drops hop-by-hop headers);
+- a worker busier than its least busy sibling closes kept-alive connections after the
+  answer, so clients do not pile up on one worker (service/loadshare.py);
+- on SIGTERM it stops accepting, then accepts and answers every connection already waiting
+  in the listen backlog before closing the socket (sync workers leave them to be reset);
+- a worker whose resident memory passes ``SERVICE_MAX_WORKER_MEMORY`` MiB restarts
+  gracefully.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from functools import partial
+from typing import Any
+
+import gevent
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.workers.ggevent import GeventWorker
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_mib() -> float:
+    """This process's resident memory in MiB (from /proc; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE / (1 << 20)
+    except OSError:
+        return 0.0
+
+
+class ServiceWorker(GeventWorker):
+    """gunicorn's gevent worker with request time limits, balancing and a drained stop."""
+
+    #: Set by the pre_fork hook of gunicorn.conf.py (service.loadshare).
+    slot: int = 0
+    shared: Any = None
+    max_memory_mib: int = 0
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.wsgi
+
+        def honour_close(environ: dict[str, Any], start_response: Any) -> Any:
+            def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+                for name, value in headers:
+                    if name.lower() == "connection" and value.lower() == "close":
+                        start_response.__self__.force_close()
+                return start_response(status, headers, exc_info)
+            return app(environ, respond)
+
+        self.wsgi = honour_close
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        self.active = getattr(self, "active", 0) + 1
+        shared = self.shared
+        if shared is not None:
+            shared.set(self.slot, self.active)
+            if self.active > shared.least_other(self.slot, self.cfg.workers) + 1:
+                req.must_close = True
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            self.active -= 1
+            if shared is not None:
+                shared.set(self.slot, self.active)
+
+    def run(self) -> None:
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            server = StreamServer(listener, handle=partial(self.handle, listener),
+                                  spawn=Pool(self.worker_connections))
+            server.max_accept = 1  # take one connection per turn; siblings take the rest
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            self._check_memory()
+            gevent.sleep(1.0)
+        for server in servers:
+            server.stop_accepting()
+        for server in servers:
+            self._drain_backlog(server)
+            server.close()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline and any(
+                s.pool.free_count() != s.pool.size for s in servers):
+            self.notify()
+            gevent.sleep(0.05)
+        for server in servers:
+            server.pool.kill(block=True, timeout=1)
+
+    def _drain_backlog(self, server: StreamServer) -> None:
+        """Accept every connection already queued on the listener and serve it."""
+        listener = server.socket
+        listener.setblocking(False)
+        while True:
+            try:
+                client, addr = listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                    return
+                raise
+            server.pool.spawn(self.handle, listener, client, addr)
+
+    def _check_memory(self) -> None:
+        if self.max_memory_mib and self.alive:
+            rss = resident_mib()
+            if rss > self.max_memory_mib:
+                self.log.warning("worker %s uses %.0f MiB, over SERVICE_MAX_WORKER_MEMORY=%d: "
+                                 "restarting it", self.pid, rss, self.max_memory_mib)
+                self.alive = False
