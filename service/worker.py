@@ -45,6 +45,16 @@ def resident_mib() -> float:
         return 0.0
 
 
+class _Named:
+    """Stands in for a listener in request handlers: its address outlives its closing."""
+
+    def __init__(self, name: Any) -> None:
+        self.name = name
+
+    def getsockname(self) -> Any:
+        return self.name
+
+
 class ServiceWorker(GeventWorker):
     """gunicorn's gevent worker with request time limits, balancing and a drained stop."""
 
@@ -85,31 +95,31 @@ class ServiceWorker(GeventWorker):
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
-            server = StreamServer(listener, handle=partial(self.handle, listener),
+            name = _Named(listener.getsockname())
+            server = StreamServer(listener, handle=partial(self.handle, name),
                                   spawn=Pool(self.worker_connections))
             server.max_accept = 1  # take one connection per turn; siblings take the rest
             server.start()
-            servers.append(server)
+            servers.append((listener, server))
         while self.alive:
             self.notify()
             self._check_memory()
-            gevent.sleep(1.0)
-        for server in servers:
+            gevent.sleep(0.25)  # how soon a stop signal is acted on
+        for _, server in servers:
             server.stop_accepting()
-        for server in servers:
-            self._drain_backlog(server)
+        for listener, server in servers:
+            self._drain_backlog(listener, server)
             server.close()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline and any(
-                s.pool.free_count() != s.pool.size for s in servers):
+                s.pool.free_count() != s.pool.size for _, s in servers):
             self.notify()
             gevent.sleep(0.05)
-        for server in servers:
+        for _, server in servers:
             server.pool.kill(block=True, timeout=1)
 
-    def _drain_backlog(self, server: StreamServer) -> None:
+    def _drain_backlog(self, listener: Any, server: StreamServer) -> None:
         """Accept every connection already queued on the listener and serve it."""
-        listener = server.socket
         listener.setblocking(False)
         while True:
             try:
@@ -118,7 +128,7 @@ class ServiceWorker(GeventWorker):
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
                     return
                 raise
-            server.pool.spawn(self.handle, listener, client, addr)
+            server.pool.spawn(self.handle, _Named(listener.getsockname()), client, addr)
 
     def _check_memory(self) -> None:
         if self.max_memory_mib and self.alive:
