@@ -2,11 +2,13 @@
 
 ``Limits`` reads a request body in full before the app sees it, within
 ``SERVICE_BODY_TIMEOUT`` seconds in total (a client trickling bytes gets 408 and a closed
-connection), then admits predictions through a bounded queue: more than ``SERVICE_MAX_QUEUE``
-waiting, or one that waited over ``SERVICE_MAX_WAIT`` seconds, gets 503 with ``Retry-After``
-at once instead of a slow answer. Under the gevent worker (service/worker.py) ``time.sleep(0)``
-yields, so every connection whose request is complete joins the queue before the first one
-runs; under a sync worker the queue is always one long and only the body deadline acts.
+connection), then admits predictions through a bounded queue: when ``SERVICE_MAX_QUEUE``
+requests already wait (in this worker and in the listen backlog), or this one has waited
+over ``SERVICE_MAX_WAIT`` seconds since its first bytes reached the kernel, it gets 503 with
+``Retry-After`` at once instead of a late answer. Under the gevent worker
+(service/worker.py) ``time.sleep(0)`` yields, so every connection whose request is complete
+joins the queue before the first one runs; under a sync worker only the body deadline and
+the wait measured from arrival act.
 """
 
 from __future__ import annotations
@@ -126,16 +128,19 @@ class Limits:
         return self._admit(environ, start_response)
 
     def _admit(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        arrived = time.monotonic()
-        if self.waiting >= self.max_queue:
+        # when its first bytes reached the kernel (service/worker.py), else now
+        arrived = environ.get("service.arrived") or time.time()
+        backlog = environ.get("service.backlog")
+        waiting = self.waiting + (backlog() if backlog else 0)
+        if waiting >= self.max_queue:
             return self._shed(environ, start_response, "queue",
-                              f"{self.waiting} requests are already waiting")
+                              f"{waiting} requests are already waiting")
         self.waiting += 1
         try:
             time.sleep(0)  # gevent: let every other complete request join the queue first
         finally:
             self.waiting -= 1
-        waited = time.monotonic() - arrived
+        waited = time.time() - arrived
         if waited > self.max_wait:
             return self._shed(environ, start_response, "wait",
                               f"it waited {waited:.2f} s for a worker")

@@ -17,13 +17,18 @@ gunicorn's gevent worker this class adds:
 - on SIGTERM it stops accepting, then accepts and answers every connection already waiting
   in the listen backlog before closing the socket (sync workers leave them to be reset);
 - a worker whose resident memory passes ``SERVICE_MAX_WORKER_MEMORY`` MiB restarts
-  gracefully.
+  gracefully;
+- each request carries the kernel's receive time of its first bytes
+  (``environ["service.arrived"]``, from SO_TIMESTAMP), so the bounded wait of
+  service/limits.py counts the time it spent in the listen backlog too.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
+import struct
 import time
 from functools import partial
 from typing import Any
@@ -34,6 +39,37 @@ from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Linux's SO_TIMESTAMP (not exported by Python's socket module): a timeval per packet.
+_SO_TIMESTAMP = 29
+_TIMEVAL = struct.Struct("=qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
+#: struct tcp_info up to tcpi_unacked, which on a listening socket is its accept queue.
+_TCP_INFO = struct.Struct("=8B24I")
+
+
+class _Stamped:
+    """A client socket whose reads note when the current request's first bytes arrived."""
+
+    __slots__ = ("sock", "arrived")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.arrived: float | None = None
+
+    def recv(self, size: int) -> bytes:
+        if self.arrived is not None:
+            return self.sock.recv(size)
+        data, ancillary, _, _ = self.sock.recvmsg(size, _CMSG_SPACE)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP:
+                sec, usec = _TIMEVAL.unpack(payload[:_TIMEVAL.size])
+                self.arrived = sec + usec / 1e6
+        if self.arrived is None and data:
+            self.arrived = time.time()
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
 
 
 def resident_mib() -> float:
@@ -62,12 +98,21 @@ class ServiceWorker(GeventWorker):
     slot: int = 0
     shared: Any = None
     max_memory_mib: int = 0
+    serving_since: float = 0.0
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
         app = self.wsgi
 
         def honour_close(environ: dict[str, Any], start_response: Any) -> Any:
+            sock = environ.get("gunicorn.socket")
+            if isinstance(sock, _Stamped) and sock.arrived is not None:
+                # time spent before this worker could serve (it was booting: a reload, a
+                # restart) is not overload, so the wait starts at the latest then
+                environ["service.arrived"] = max(sock.arrived, self.serving_since)
+                sock.arrived = None  # the next request on this connection starts afresh
+            environ["service.backlog"] = self.backlog
+
             def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
                 for name, value in headers:
                     if name.lower() == "connection" and value.lower() == "close":
@@ -76,6 +121,21 @@ class ServiceWorker(GeventWorker):
             return app(environ, respond)
 
         self.wsgi = honour_close
+
+    def backlog(self) -> int:
+        """Connections waiting in the kernel's accept queues of this worker's listeners."""
+        total = 0
+        for listener in self.sockets:
+            try:
+                info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
+                total += _TCP_INFO.unpack(info)[12]
+            except (OSError, struct.error):
+                pass
+        return total
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        client.setblocking(1)
+        super().handle(listener, _Stamped(client), addr)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         self.active = getattr(self, "active", 0) + 1
@@ -92,9 +152,12 @@ class ServiceWorker(GeventWorker):
                 shared.set(self.slot, self.active)
 
     def run(self) -> None:
+        self.serving_since = time.time()
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
+            if listener.family in (socket.AF_INET, socket.AF_INET6):
+                listener.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)  # inherited
             name = _Named(listener.getsockname())
             server = StreamServer(listener, handle=partial(self.handle, name),
                                   spawn=Pool(self.worker_connections))
