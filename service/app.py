@@ -22,6 +22,7 @@ from werkzeug.routing import BaseConverter
 from model.artifact import NAME_PATTERN
 
 from . import ops, v1, v2
+from .auth import BearerAuth, load_token
 from .config import Settings
 from .dataplane import DataPlane
 from .errors import register_error_handlers
@@ -60,6 +61,8 @@ class Service:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: load every model version, register routes, hooks and error handlers."""
+    config = dict(config or {})
+    token = config.pop("auth_token", None) or load_token()  # never kept in Settings
     settings = Settings.from_env(overrides=config)
     configure_logging(settings.log_level)
     # One BLAS thread per worker: results are bitwise reproducible and workers do not
@@ -80,9 +83,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.make_blueprint(service.dataplane, service.metrics,
                                               settings.max_instances))
     register_error_handlers(app)
-    app.wsgi_app = RequestObserver(
-        Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout,
-               settings.max_queue, settings.max_wait), service.metrics, AccessLog())
+    guarded = Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout,
+                     settings.max_queue, settings.max_wait)
+    if token:
+        guarded = BearerAuth(guarded, token)
+    app.wsgi_app = RequestObserver(guarded, service.metrics, AccessLog())
 
     @app.url_value_preprocessor
     def record_endpoint(endpoint: str | None, values: Any) -> None:

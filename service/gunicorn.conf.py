@@ -13,12 +13,14 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from service.auth import TokenError, load_token  # noqa: E402
 from service.config import ConfigError, Settings  # noqa: E402
 from service.loadshare import SharedCounts  # noqa: E402
 
 try:
     _settings = Settings.from_env()
-except ConfigError as exc:
+    load_token()  # a bad token setting stops start-up here, not in every worker
+except (ConfigError, TokenError) as exc:
     sys.exit(f"configuration error: {exc}")
 
 # One BLAS thread per worker, set before any worker imports NumPy: results are bitwise

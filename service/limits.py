@@ -3,9 +3,10 @@
 ``Limits`` reads a request body in full before the app sees it, within
 ``SERVICE_BODY_TIMEOUT`` seconds in total (a client trickling bytes gets 408 and a closed
 connection), then admits predictions through a bounded queue: when ``SERVICE_MAX_QUEUE``
-requests already wait (in this worker and in the listen backlog), or this one has waited
-over ``SERVICE_MAX_WAIT`` seconds since its first bytes reached the kernel, it gets 503 with
-``Retry-After`` at once instead of a late answer. Under the gevent worker
+complete requests already wait in this worker, or this one has waited over
+``SERVICE_MAX_WAIT`` seconds since its first bytes reached the kernel (so time in the listen
+backlog counts), it gets 503 with ``Retry-After`` at once instead of a late answer. The
+backlog's length is no measure: idle and slow connections wait there too. Under the gevent worker
 (service/worker.py) ``time.sleep(0)`` yields, so every connection whose request is complete
 joins the queue before the first one runs; under a sync worker only the body deadline and
 the wait measured from arrival act.
@@ -130,11 +131,9 @@ class Limits:
     def _admit(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         # when its first bytes reached the kernel (service/worker.py), else now
         arrived = environ.get("service.arrived") or time.time()
-        backlog = environ.get("service.backlog")
-        waiting = self.waiting + (backlog() if backlog else 0)
-        if waiting >= self.max_queue:
+        if self.waiting >= self.max_queue:
             return self._shed(environ, start_response, "queue",
-                              f"{waiting} requests are already waiting")
+                              f"{self.waiting} requests are already waiting")
         self.waiting += 1
         try:
             time.sleep(0)  # gevent: let every other complete request join the queue first

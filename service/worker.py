@@ -43,8 +43,6 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _SO_TIMESTAMP = 29
 _TIMEVAL = struct.Struct("=qq")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMEVAL.size)
-#: struct tcp_info up to tcpi_unacked, which on a listening socket is its accept queue.
-_TCP_INFO = struct.Struct("=8B24I")
 
 
 class _Stamped:
@@ -111,7 +109,6 @@ class ServiceWorker(GeventWorker):
                 # restart) is not overload, so the wait starts at the latest then
                 environ["service.arrived"] = max(sock.arrived, self.serving_since)
                 sock.arrived = None  # the next request on this connection starts afresh
-            environ["service.backlog"] = self.backlog
 
             def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
                 for name, value in headers:
@@ -121,17 +118,6 @@ class ServiceWorker(GeventWorker):
             return app(environ, respond)
 
         self.wsgi = honour_close
-
-    def backlog(self) -> int:
-        """Connections waiting in the kernel's accept queues of this worker's listeners."""
-        total = 0
-        for listener in self.sockets:
-            try:
-                info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
-                total += _TCP_INFO.unpack(info)[12]
-            except (OSError, struct.error):
-                pass
-        return total
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         client.setblocking(1)

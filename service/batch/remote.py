@@ -20,6 +20,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..auth import client_headers
 from ..dataplane import Prediction
 from ..signature import signature_from_metadata
 from .errors import ServiceFailure, UsageError
@@ -42,6 +43,7 @@ class RemoteModel:
         self.max_backoff = max_backoff
         self.max_rows = max_rows
         self.session = requests.Session()
+        self.session.headers.update(client_headers())  # SERVICE_AUTH_TOKEN[_FILE], if set
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, workers))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -33,12 +33,15 @@ class Outcome:
 
 class SlowClients:
     """``count`` connections to ``port``, cycling through KINDS, each sending one more byte
-    or header line every ``interval`` seconds until the server answers or closes it."""
+    or header line every ``interval`` seconds until the server answers or closes it; with
+    ``reconnect`` each one ended is replaced, so ``count`` stay open until the exit."""
 
-    def __init__(self, port: int, count: int, interval: float = 1.0) -> None:
+    def __init__(self, port: int, count: int, interval: float = 1.0,
+                 reconnect: bool = False) -> None:
         self.port = port
         self.count = count
         self.interval = interval
+        self.reconnect = reconnect
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -61,24 +64,28 @@ class SlowClients:
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
         socks: dict[socket.socket, Outcome] = {}
+        def open_one(kind: str) -> None:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            if kind == "header":
+                s.sendall(HEAD)
+            elif kind == "body":
+                s.sendall(HEAD + b"Content-Length: 100000\r\n\r\n{")
+            s.setblocking(False)
+            out = Outcome(kind, time.monotonic())
+            self.outcomes.append(out)
+            socks[s] = out
+            sel.register(s, selectors.EVENT_READ, out)
+
         try:
             for i in range(self.count):
-                kind = KINDS[i % len(KINDS)]
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-                if kind == "header":
-                    s.sendall(HEAD)
-                elif kind == "body":
-                    s.sendall(HEAD + b"Content-Length: 100000\r\n\r\n{")
-                s.setblocking(False)
-                out = Outcome(kind, time.monotonic())
-                self.outcomes.append(out)
-                socks[s] = out
-                sel.register(s, selectors.EVENT_READ, out)
+                open_one(KINDS[i % len(KINDS)])
             self.opened.set()
             next_tick = time.monotonic() + self.interval
             while socks and not self._stop.is_set():
                 for key, _ in sel.select(timeout=max(0.0, next_tick - time.monotonic())):
                     self._finish(sel, socks, key.fileobj, key.data)
+                    if self.reconnect and not self._stop.is_set():
+                        open_one(key.data.kind)
                 if time.monotonic() >= next_tick:
                     next_tick += self.interval
                     for s, out in list(socks.items()):
