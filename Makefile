@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch clean
+        bench-train bench-serve bench-batch bench-robustness clean
 
 setup: $(STAMP)
 
@@ -77,6 +77,11 @@ bench-serve: $(STAMP)
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+
+# The long robustness runs: 1,000 slow connections, 3x overload, a 50,000-request soak,
+# schemathesis with 200 examples per operation (docs/ROBUSTNESS.md; minutes).
+bench-robustness: $(STAMP)
+	$(BIN)/python bench/robustness.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

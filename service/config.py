@@ -41,7 +41,7 @@ class Settings:
     port: int = 8000
     #: gunicorn workers; 0 means one per CPU core.
     workers: int = 0
-    #: Seconds a connection may sit idle, or take to send a request line and headers.
+    #: Seconds from connecting to a complete request line and headers (idle ones are closed).
     header_timeout: float = 5.0
     #: Seconds a request body may take to arrive in full (408 beyond).
     body_timeout: float = 30.0

@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from service.auth import TokenError, load_token  # noqa: E402
 from service.config import ConfigError, Settings  # noqa: E402
-from service.loadshare import SharedCounts  # noqa: E402
 
 try:
     _settings = Settings.from_env()
@@ -36,13 +35,14 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.worker_count
-# gevent connections, one prediction computing at a time per worker; time limits, balancing
-# and a drained stop (service/worker.py; why: docs/ROBUSTNESS.md).
+# gevent connections, one prediction computing at a time per worker; time limits and a
+# drained stop (service/worker.py; why: docs/ROBUSTNESS.md).
 worker_class = "service.worker.ServiceWorker"
 worker_connections = _settings.max_connections
 timeout = 60             # a worker silent this long (stuck) is killed and replaced
 graceful_timeout = 30    # on SIGTERM/HUP, in-flight requests get this long to finish
-keepalive = max(1, round(_settings.header_timeout))  # idle, or sending a request line and headers
+# The gevent worker times the whole read of a request head with this (not each packet).
+keepalive = max(1, round(_settings.header_timeout))
 # Request heads beyond these get 400 (431 for fields) from gunicorn's parser.
 limit_request_line = 8190
 limit_request_fields = 100
@@ -73,13 +73,8 @@ def on_starting(server):
             os.unlink(path)
 
 
-_counts = SharedCounts()
-
-
 def pre_fork(server, worker):
-    """Give the worker its slot in the shared busy counts and its memory limit."""
-    _counts.assign(server, worker)
-    worker.shared = _counts
+    """Give the worker its memory limit (SERVICE_MAX_WORKER_MEMORY)."""
     worker.max_memory_mib = _settings.max_worker_memory
 
 
