@@ -164,3 +164,18 @@ def test_worker_over_its_memory_limit_restarts_without_failing_requests(start):
     assert len(seen) >= 4, seen  # both first workers were replaced at least once
     log = srv.log.read_text()
     assert "over SERVICE_MAX_WORKER_MEMORY" in log
+
+
+def test_readiness_fails_while_no_worker_can_answer(start):
+    srv = start()
+    pids = worker_pids(srv.proc.pid)
+    assert len(pids) == 2
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # both stuck: nothing can serve
+    try:
+        with pytest.raises(requests.Timeout):
+            requests.get(srv.url + "/v2/health/ready", timeout=1)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert requests.get(srv.url + "/v2/health/ready", timeout=10).status_code == 200
