@@ -31,6 +31,7 @@ import errno
 import os
 import socket
 import struct
+import sys
 import time
 from functools import partial
 from typing import Any
@@ -132,8 +133,10 @@ class ServiceWorker(GeventWorker):
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
-            if listener.family in (socket.AF_INET, socket.AF_INET6):
-                listener.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)  # inherited
+            if sys.platform == "linux" and listener.family in (socket.AF_INET,
+                                                               socket.AF_INET6):
+                # inherited by accepted sockets; elsewhere the wait starts at parsing
+                listener.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
             name = _Named(listener.getsockname())
             server = StreamServer(listener, handle=partial(self.handle, name),
                                   spawn=Pool(self.worker_connections))
