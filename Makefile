@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch bench-onnx bench-images clean
+        bench-train bench-serve bench-batch bench-onnx bench-images bench-robustness clean
 
 setup: $(STAMP)
 
@@ -86,6 +86,11 @@ bench-onnx: $(STAMP)
 # resize vs model/digit_image preprocessing, on artifacts/mnist/1 (see docs/IMAGES.md).
 bench-images: $(STAMP)
 	$(BIN)/python bench/image_accuracy.py --by-font
+
+# The long robustness runs: 1,000 slow connections, 3x overload, a 50,000-request soak,
+# schemathesis with 200 examples per operation (docs/ROBUSTNESS.md; minutes).
+bench-robustness: $(STAMP)
+	$(BIN)/python bench/robustness.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -98,8 +98,8 @@ class Gunicorn:
                                   headers={"Content-Type": "application/json"}, timeout=2)
                 if r.status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or still loading on a busy machine
             time.sleep(0.2)
         raise RuntimeError("server did not become ready")
 

@@ -41,6 +41,18 @@ class Settings:
     port: int = 8000
     #: gunicorn workers; 0 means one per CPU core.
     workers: int = 0
+    #: Seconds from connecting to a complete request line and headers (idle ones are closed).
+    header_timeout: float = 5.0
+    #: Seconds a request body may take to arrive in full (408 beyond).
+    body_timeout: float = 30.0
+    #: Open connections a worker holds at most (idle, slow or busy); more wait in the backlog.
+    max_connections: int = 2000
+    #: Predictions waiting for a worker's CPU beyond which new ones get 503 at once.
+    max_queue: int = 16
+    #: Seconds a prediction may have waited for the CPU before it gets 503 instead.
+    max_wait: float = 1.0
+    #: A worker whose resident memory passes this many MiB restarts gracefully; 0 = no limit.
+    max_worker_memory: int = 0
 
     ENV = {
         "artifacts_dir": "SERVICE_ARTIFACTS_DIR",
@@ -51,6 +63,12 @@ class Settings:
         "blas_threads": "SERVICE_BLAS_THREADS",
         "port": "PORT",
         "workers": "WEB_CONCURRENCY",
+        "header_timeout": "SERVICE_HEADER_TIMEOUT",
+        "body_timeout": "SERVICE_BODY_TIMEOUT",
+        "max_connections": "SERVICE_MAX_CONNECTIONS",
+        "max_queue": "SERVICE_MAX_QUEUE",
+        "max_wait": "SERVICE_MAX_WAIT",
+        "max_worker_memory": "SERVICE_MAX_WORKER_MEMORY",
     }
 
     @classmethod
@@ -91,6 +109,16 @@ class Settings:
             raise bad("port", "a TCP port number (1-65535)")
         if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
             raise bad("workers", "an integer between 0 (one per core) and 256")
+        for name in ("header_timeout", "body_timeout", "max_wait"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.1 <= value <= 3600:
+                raise bad(name, "a number of seconds between 0.1 and 3600")
+        if not isinstance(self.max_connections, int) or not 1 <= self.max_connections <= 100000:
+            raise bad("max_connections", "an integer between 1 and 100000")
+        if not isinstance(self.max_queue, int) or not 1 <= self.max_queue <= 100000:
+            raise bad("max_queue", "an integer between 1 and 100000")
+        if not isinstance(self.max_worker_memory, int) or self.max_worker_memory < 0:
+            raise bad("max_worker_memory", "a whole number of MiB (0 = no limit)")
 
     @property
     def worker_count(self) -> int:
@@ -121,4 +149,10 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "blas_threads": _int,
     "port": _int,
     "workers": _int,
+    "header_timeout": _float,
+    "body_timeout": _float,
+    "max_connections": _int,
+    "max_queue": _int,
+    "max_wait": _float,
+    "max_worker_memory": _int,
 }

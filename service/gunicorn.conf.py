@@ -14,10 +14,12 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from service.config import Settings, SettingsError  # noqa: E402
+from service.core.auth import TokenError, load_token  # noqa: E402
 
 try:
     _settings = Settings.from_env()
-except SettingsError as exc:
+    load_token()  # a bad token setting stops start-up here, not in every worker
+except (SettingsError, TokenError) as exc:
     sys.exit(f"configuration error: {exc}")
 
 # One BLAS thread per worker, set before any worker imports NumPy: results are bitwise
@@ -33,10 +35,19 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.worker_count
-worker_class = "sync"
+# gevent connections, one prediction computing at a time per worker; time limits and a
+# drained stop (service/http/worker.py; why: docs/ROBUSTNESS.md).
+worker_class = "service.http.worker.ServiceWorker"
+worker_connections = _settings.max_connections
 timeout = 60             # a worker silent this long (stuck) is killed and replaced
 graceful_timeout = 30    # on SIGTERM/HUP, in-flight requests get this long to finish
-keepalive = 2
+# The gevent worker times the whole read of a request head with this (not each packet).
+keepalive = max(1, round(_settings.header_timeout))
+# Request heads beyond these get 400 (431 for fields) from gunicorn's parser.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+backlog = 2048
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 loglevel = _settings.log_level.lower()
 errorlog = "-"
@@ -60,6 +71,11 @@ def on_starting(server):
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
+
+
+def pre_fork(server, worker):
+    """Give the worker its memory limit (SERVICE_MAX_WORKER_MEMORY)."""
+    worker.max_memory_mib = _settings.max_worker_memory
 
 
 def child_exit(server, worker):

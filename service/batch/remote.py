@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from model.interface import ModelInterface, Prediction
 
+from ..core.auth import client_headers
 from ..core.signature import interface_from_metadata
 from .errors import ServiceFailure, UsageError
 
@@ -43,6 +44,7 @@ class RemoteModel:
         self.max_backoff = max_backoff
         self.max_rows = max_rows
         self.session = requests.Session()
+        self.session.headers.update(client_headers())  # SERVICE_AUTH_TOKEN[_FILE], if set
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, workers))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -17,11 +17,14 @@ from flask import Flask, request
 from threadpoolctl import threadpool_limits
 
 from ..config import Settings
+from ..core.auth import load_token
 from ..core.dataplane import DataPlane
 from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
 from . import ops, v1, v2
+from .auth import BearerAuth
 from .errors import register_error_handlers
+from .limits import Limits
 from .logs import AccessLog, configure_logging
 from .observer import RequestObserver
 from .routing import ModelNameConverter, VersionConverter
@@ -40,6 +43,8 @@ class Service:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: load every model version, register routes, hooks and error handlers."""
+    config = dict(config or {})
+    token = config.pop("auth_token", None) or load_token()  # never kept in Settings
     settings = Settings.from_env(overrides=config)
     configure_logging(settings.log_level)
     # One BLAS thread per worker: results are bitwise reproducible and workers do not
@@ -60,7 +65,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(v2.make_blueprint(service.dataplane))
     app.register_blueprint(ops.make_blueprint(service.dataplane, service.metrics))
     register_error_handlers(app)
-    app.wsgi_app = RequestObserver(app.wsgi_app, service.metrics, AccessLog())
+    # Outside in: observe (id, metrics, access log), authenticate, then bound the wait and
+    # the body before Flask sees the request.
+    guarded = Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout,
+                     settings.max_queue, settings.max_wait)
+    if token:
+        guarded = BearerAuth(guarded, token)
+    app.wsgi_app = RequestObserver(guarded, service.metrics, AccessLog())
 
     @app.url_value_preprocessor
     def record_endpoint(endpoint: str | None, values: Any) -> None:
