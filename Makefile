@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test lint models k8s-validate container-test serve bench-train bench-serve \
-        bench-batch clean
+        bench-batch bench-grpc grpc-stubs clean
 
 setup: $(STAMP)
 
@@ -42,7 +42,8 @@ artifacts/housing:
 artifacts/mnist:
 	$(BIN)/python -m training mnist --data data/mnist-train-10k --out artifacts
 
-# Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
+# Serve artifacts/ over HTTP on :8000 and gRPC on :8001 as one unit (gunicorn.conf.py starts
+# and stops `python -m service.grpc`; PORT, GRPC_PORT, WEB_CONCURRENCY, SERVICE_*: see README).
 serve: models
 	$(BIN)/python -m gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
@@ -57,6 +58,12 @@ bench-serve: $(STAMP)
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+
+# Regenerate the committed gRPC stubs from the protocol's definition (after changing it or the
+# grpcio-tools pin); the generated files are never edited by hand.
+grpc-stubs: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. \
+		service/grpc/proto/grpc_predict_v2.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -41,6 +41,9 @@ class Settings:
     port: int = 8000
     #: gunicorn workers; 0 means one per CPU core.
     workers: int = 0
+    #: The Open Inference Protocol over gRPC (``python -m service.grpc``, started beside
+    #: gunicorn by gunicorn.conf.py); 0 serves HTTP only.
+    grpc_port: int = 8001
 
     ENV = {
         "artifacts_dir": "SERVICE_ARTIFACTS_DIR",
@@ -51,6 +54,7 @@ class Settings:
         "blas_threads": "SERVICE_BLAS_THREADS",
         "port": "PORT",
         "workers": "WEB_CONCURRENCY",
+        "grpc_port": "GRPC_PORT",
     }
 
     @classmethod
@@ -91,6 +95,8 @@ class Settings:
             raise bad("port", "a TCP port number (1-65535)")
         if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
             raise bad("workers", "an integer between 0 (one per core) and 256")
+        if not isinstance(self.grpc_port, int) or not 0 <= self.grpc_port <= 65535:
+            raise bad("grpc_port", "a TCP port number (1-65535), or 0 for no gRPC server")
 
     @property
     def worker_count(self) -> int:
@@ -121,4 +127,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "blas_threads": _int,
     "port": _int,
     "workers": _int,
+    "grpc_port": _int,
 }

@@ -46,7 +46,8 @@ class Server:
         env = {**os.environ, "SERVICE_ARTIFACTS_DIR": str(artifacts), "WEB_CONCURRENCY": "2",
                "SERVICE_RELOAD_INTERVAL": str(RELOAD_INTERVAL), "SERVICE_LOG_LEVEL": "INFO",
                "SERVICE_MAX_BODY_BYTES": str(1 << 20),
-               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **(env or {})}
+               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), "GRPC_PORT": "0",
+               **(env or {})}
         args = command or ["-c", "service/gunicorn.conf.py", "service.app:create_app()"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
