@@ -30,6 +30,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port`` (the gRPC process
+    listens only after loading its models)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
 class Server:
     """A gunicorn process serving ``artifacts``; stopped by its own pid.
 
