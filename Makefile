@@ -55,6 +55,10 @@ bench-train: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
 
+# gRPC beside HTTP V2 (binary), same tritonclient client threads, 1- and 256-row MNIST, loopback.
+bench-grpc: $(STAMP)
+	$(BIN)/python bench/grpc_load.py
+
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
