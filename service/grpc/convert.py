@@ -48,7 +48,9 @@ def _contents(tensor: Any, index: int) -> Any:
     if not used:
         return NO_DATA
     field = CONTENTS_FIELD.get(tensor.datatype)
-    if used != [field] or field not in FIELD_DTYPE:
+    if field not in FIELD_DTYPE and tensor.datatype != "FP16":
+        return NO_DATA  # BOOL, BYTES, unknown: refused with HTTP's message by the core
+    if used != [field]:
         want = f"contents.{field}" if field in FIELD_DTYPE else "raw_input_contents"
         raise InvalidRequest(
             f"invalid input {tensor.name!r}: {tensor.datatype} data goes in {want}, not "

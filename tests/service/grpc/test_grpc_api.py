@@ -175,6 +175,10 @@ def test_typed_contents_errors(server):
     for req, words in [
         (_typed_request("mnist", "images", x, "FP32", "int_contents"),
          "FP32 data goes in contents.fp32_contents"),
+        (_typed_request("mnist", "images", x, "FP16", "fp32_contents"),
+         "FP16 data goes in raw_input_contents"),
+        (_typed_request("mnist", "images", x.astype(bool), "BOOL", "bool_contents"),
+         "Datatype BOOL is not supported"),
         (_typed_request("mnist", "images", x[:, :, :10], "FP32", "fp32_contents"),
          "Shape [1, 28, 10]"),
         (_typed_request("mnist", "images", x.ravel()[:100].reshape(1, 100), "FP32",
