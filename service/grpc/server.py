@@ -18,8 +18,7 @@ from ..core.dataplane import DataPlane
 from ..core.logs import AccessLog, configure_logging
 from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
-from .proto import grpc_predict_v2_pb2_grpc as pb_grpc
-from .servicer import Servicer
+from .servicer import Servicer, generic_handler
 
 log = logging.getLogger("service.grpc")
 
@@ -44,7 +43,7 @@ def build(settings: Settings, bind: str) -> tuple[grpc.Server, int, Registry]:
         options=[("grpc.max_receive_message_length", settings.max_body_bytes),
                  ("grpc.max_send_message_length", -1),
                  ("grpc.so_reuseport", 0)])
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((generic_handler(servicer),))
     port = server.add_insecure_port(bind)
     return server, port, registry
 

@@ -2,7 +2,9 @@
 
 Each call is answered through ``Servicer._answer``: the bearer-token check (health calls are
 open), the handler, the error table, one metrics observation and one JSON request-log line,
-as ``service.http.observer`` does for HTTP.
+as ``service.http.observer`` does for HTTP. ``generic_handler`` registers the calls with a
+lenient parser, so bytes that are not the call's message are INVALID_ARGUMENT, not the
+INTERNAL grpcio answers for a request it cannot parse.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ..core.auth import authorized
 from ..core.dataplane import DataPlane
-from ..core.errors import NotReady
+from ..core.errors import InvalidRequest, NotReady
 from ..core.logs import AccessLog
 from ..core.metrics import RequestMetrics, RequestRecord, request_id
 from ..core.signature import SERVER_NAME, SERVER_VERSION
@@ -27,12 +30,48 @@ from .proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 log = logging.getLogger("service.grpc")
 
-SERVICE = "/inference.GRPCInferenceService/"
+SERVICE_NAME = "inference.GRPCInferenceService"
+SERVICE = f"/{SERVICE_NAME}/"
+#: Each call's request and response message types.
+MESSAGES = {
+    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
+}
 #: Calls a load balancer or probe makes without a token.
 OPEN_CALLS = frozenset({"ServerLive", "ServerReady", "ModelReady"})
 EXTENSIONS: list[str] = []
 
 Handler = Callable[[Any, RequestRecord], Any]
+
+
+class Undecodable:
+    """What a call receives instead of a message when its bytes do not parse as one."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(message_type: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that returns Undecodable rather than raising."""
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc))
+    return parse
+
+
+def generic_handler(servicer: Servicer) -> grpc.GenericRpcHandler:
+    """The six calls of ``servicer`` under the protocol's service name."""
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        call: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, call), request_deserializer=_lenient(request),
+            response_serializer=response.SerializeToString)
+        for call, (request, response) in MESSAGES.items()})
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -120,6 +159,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                     not authorized(self.token, metadata.get("authorization")):
                 raise Unauthenticated("this call needs 'authorization: Bearer <token>' "
                                       "metadata (SERVICE_AUTH_TOKEN)")
+            if isinstance(request, Undecodable):
+                raise InvalidRequest(f"the request is not a valid {call} request message "
+                                     f"({request.error})")
             response = handler(request, record)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status code
             code, message = status_of(exc)

@@ -197,6 +197,15 @@ def test_typed_contents_errors(server):
     assert "Data has 783 values; shape [1, 784] needs 784 values." in info.value.details()
 
 
+def test_bytes_that_are_no_message_invalid_argument(server):
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as info:
+            call(b"\xff\xff\xff\xff", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid ModelInfer request message" in info.value.details()
+
+
 def test_unknown_model_or_version_not_found(server):
     x = np.zeros((1, 28, 28), np.float32)
     assert code_of(lambda: grpc_infer(server, "nope", x, "FP32"))[0] == "NOT_FOUND"
