@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from tests.service.grpc.grpc_server import code_of, wait_live
 from tests.service.gunicorn_server import Server, free_port, reference, running
 
 #: Input tensor names of the test models (an unknown model gets the digits' name).
-INPUTS = {"mnist": "images", "housing": "features"}
+INPUTS = {"mnist": "images", "housing": "features", "rollout": "features"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def server(tmp_path_factory):
     make_regressor(artifacts)
     make_classifier(artifacts)
     corrupt(make_classifier(artifacts, name="broken"))   # a model with nothing loadable
+    make_regressor(artifacts, name="rollout")
     grpc_port = free_port()
     with running(artifacts, workdir, env={"GRPC_PORT": str(grpc_port)}) as srv:
         srv.grpc_address = f"127.0.0.1:{grpc_port}"
@@ -219,6 +221,22 @@ def test_oversize_message_resource_exhausted(server):
     code, _ = code_of(lambda: grpc_infer(server, "mnist", x, "FP32"))
     assert code == "RESOURCE_EXHAUSTED"
     assert server.grpc.is_server_live()
+
+
+def test_new_version_served_without_restart(server):
+    x = random_housing(3, seed=4).astype(np.float32)
+    assert grpc_infer(server, "rollout", x, "FP32").get_response().model_version == "1"
+    new = make_regressor(server.artifacts, name="rollout", seed=9)   # version 2, atomic
+    deadline = time.monotonic() + 30
+    while server.grpc.get_model_metadata("rollout").versions != ["1", "2"]:
+        assert time.monotonic() < deadline, "version 2 never appeared over gRPC"
+        time.sleep(0.1)
+    res = grpc_infer(server, "rollout", x, "FP32", outputs=[tg.InferRequestedOutput("MEDV")])
+    assert res.get_response().model_version == "2"
+    np.testing.assert_array_equal(res.as_numpy("MEDV"), reference(new, x))
+    old = grpc_infer(server, "rollout", x, "FP32", model_version="1")
+    np.testing.assert_array_equal(old.as_numpy("MEDV"),
+                                  reference(server.artifacts / "rollout" / "1", x))
 
 
 # -- many clients, metrics, request log ------------------------------------------------------
