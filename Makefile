@@ -9,7 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch bench-onnx bench-images bench-robustness clean
+        bench-train bench-serve bench-batch bench-onnx bench-images bench-robustness bench-grpc \
+        grpc-stubs clean
 
 setup: $(STAMP)
 
@@ -62,7 +63,8 @@ artifacts/housing:
 artifacts/mnist:
 	$(BIN)/python -m training mnist --data data/mnist-train-10k --out artifacts
 
-# Serve artifacts/ on :8000 (PORT, WEB_CONCURRENCY, SERVICE_* variables: see README).
+# Serve artifacts/ over HTTP on :8000 and gRPC on :8001 as one unit (gunicorn.conf.py starts
+# and stops `python -m service.grpc`; PORT, GRPC_PORT, WEB_CONCURRENCY, SERVICE_*: see README).
 serve: models
 	$(BIN)/python -m gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
@@ -73,6 +75,10 @@ bench-train: $(STAMP)
 # Serving load (wrk, loopback, bounded) beside the minimal Flask baseline; needs `wrk`.
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
+
+# gRPC beside HTTP V2 (binary), same tritonclient client threads, 1- and 256-row MNIST, loopback.
+bench-grpc: $(STAMP)
+	$(BIN)/python bench/grpc_load.py
 
 # Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
 bench-batch: $(STAMP)
@@ -91,6 +97,12 @@ bench-images: $(STAMP)
 # schemathesis with 200 examples per operation (docs/ROBUSTNESS.md; minutes).
 bench-robustness: $(STAMP)
 	$(BIN)/python bench/robustness.py
+
+# Regenerate the committed gRPC stubs from the protocol's definition (after changing it or the
+# grpcio-tools pin); the generated files are never edited by hand.
+grpc-stubs: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. \
+		service/grpc/proto/grpc_predict_v2.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

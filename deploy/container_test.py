@@ -10,13 +10,14 @@ container removed at the end even on failure or Ctrl-C:
    serving needs and nothing the app user can write.
 3. The image run as the README says: real housing rows and MNIST digits through V1 and V2 (the
    answers equal the in-process Predictor's on the same artifacts and are plausible), bad requests
-   get JSON 400/404, metrics, non-root processes, HEALTHCHECK, graceful stop on SIGTERM.
+   get JSON 400/404, metrics, non-root processes, HEALTHCHECK, graceful stop on SIGTERM; gRPC on
+   8001 (tritonclient.grpc: readiness, one digit batch equal to V1's answers).
 4. The KServe setup: read-only root with no writable /tmp, metrics on /dev/shm, PORT and
    WEB_CONCURRENCY from the environment, and a mounted artifacts folder (housing only) replacing
    the baked-in models.
 5. deploy/k8s/deployment.yaml under `podman kube play` (podman only; Docker has no such
    command): its security context, read-only root, emptyDir and limits, with two local-only
-   changes (one replica, a 127.0.0.1 host port).
+   changes (one replica, 127.0.0.1 host ports).
 """
 
 from __future__ import annotations
@@ -152,17 +153,19 @@ class Reference:
 class Container:
     """A container by name, reached at ``url`` (a 127.0.0.1 port)."""
 
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, grpc: str | None = None) -> None:
         self.name = name
         self.url = url
+        self.grpc = grpc
 
     @classmethod
     def run(cls, name: str, *options: str, container_port: int = 8000) -> Container:
-        """A detached `<engine> run` of the image; remove it with cleanup()."""
-        port = free_port()
+        """A detached `<engine> run` of the image (HTTP and gRPC, 8001, published on free
+        127.0.0.1 ports); remove it with cleanup()."""
+        port, grpc_port = free_port(), free_port()
         engine("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}",
-            *options, IMAGE, quiet=True)
-        return cls(name, f"http://127.0.0.1:{port}")
+               "-p", f"127.0.0.1:{grpc_port}:8001", *options, IMAGE, quiet=True)
+        return cls(name, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
 
     def inspect(self) -> dict[str, Any]:
         return inspect_json(self.name)
@@ -174,8 +177,8 @@ class Container:
             try:
                 if requests.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
                     return time.monotonic() - start
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a worker still importing on a busy machine
             if not self.running():
                 raise Failed(f"{self.name} exited before it was ready")
             time.sleep(0.2)
@@ -233,7 +236,7 @@ def check_image() -> None:
     info = inspect_json("image", IMAGE)
     config = info["Config"]
     check(config.get("User") == f"{APP_UID}:{APP_UID}", f"USER is {config.get('User')}")
-    check("8000/tcp" in (config.get("ExposedPorts") or {}), "EXPOSE 8000")
+    check({"8000/tcp", "8001/tcp"} <= set(config.get("ExposedPorts") or {}), "EXPOSE 8000 8001")
     health = (info.get("Healthcheck") or config.get("Healthcheck") or {}).get("Test") or []
     check(health[:1] == ["CMD"] and "deploy/healthcheck.py" in health,
           f"HEALTHCHECK (exec form): {health}")
@@ -297,6 +300,32 @@ def check_predictions(url: str, ref: Reference) -> None:
                              probs), "V2 mnist label and probabilities equal V1")
 
 
+def check_grpc(address: str, ref: Reference) -> None:
+    """gRPC beside HTTP in the same container: readiness and the digits, as V1 answers them."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(address)
+    start = time.monotonic()   # gunicorn starts the gRPC process once HTTP is up
+    while True:
+        try:
+            if client.is_server_ready():
+                break
+        except InferenceServerException:
+            pass
+        if time.monotonic() - start > READY_TIMEOUT:
+            raise Failed(f"gRPC not ready within {READY_TIMEOUT} s")
+        time.sleep(0.2)
+    say(f"  gRPC ready {time.monotonic() - start:.1f} s after HTTP")
+    check(client.is_model_ready("mnist"), "gRPC ServerReady and ModelReady(mnist) on 8001")
+    images = grpcclient.InferInput("images", list(ref.images.shape), "UINT8")
+    images.set_data_from_numpy(ref.images.astype(np.uint8))
+    res = client.infer("mnist", [images], request_id="container-test")
+    check(res.get_response().id == "container-test"
+          and close(res.as_numpy("probabilities"), ref.probabilities),
+          "gRPC ModelInfer equals the in-process Predictor and echoes the request id")
+
+
 def check_one_price(url: str, ref: Reference, what: str) -> None:
     resp = post(f"{url}/v1/models/housing:predict", {"instances": [list(map(float, ref.rows[0]))]})
     check(resp.status_code == 200
@@ -323,7 +352,7 @@ def check_errors(url: str) -> None:
 def check_process(box: Container) -> None:
     check(box.exec("id", "-u").stdout.strip() == APP_UID, f"`id -u` in the container is {APP_UID}")
     uids = box.exec("sh", "-c", "grep -h '^Uid:' /proc/[0-9]*/status").stdout.split()
-    check(set(uids) - {"Uid:"} == {APP_UID}, "every process (gunicorn master and workers) "
+    check(set(uids) - {"Uid:"} == {APP_UID}, "every process (gunicorn, workers, gRPC) "
                                              f"runs as UID {APP_UID}")
     check(box.exec("touch", "/app/service/app.py", ok=False).returncode != 0,
           "the app user cannot change its code")
@@ -351,17 +380,18 @@ def serve_default(ref: Reference) -> dict[str, float]:
               f"serves the baked-in models: {sorted(m['name'] for m in models)}")
         check_predictions(box.url, ref)
         check_errors(box.url)
+        check_grpc(box.grpc, ref)
         metrics = requests.get(box.url + "/metrics", timeout=REQUEST_TIMEOUT).text
         check('model_server_requests_total{' in metrics and 'model="mnist"' in metrics,
               "/metrics counts the requests of all workers")
         check_process(box)
-        check(healthcheck(box) == 0, "HEALTHCHECK passes")
+        check(healthcheck(box) == 0, "HEALTHCHECK passes (HTTP and gRPC)")
         start = time.monotonic()
         engine("stop", "-t", "30", box.name, quiet=True, timeout=50)
         took = time.monotonic() - start
         code = engine_output("inspect", "-f", "{{.State.ExitCode}}", box.name)
-        check(code == "0" and took < 15, f"SIGTERM stops gunicorn gracefully: exit {code} in "
-                                         f"{took:.1f} s")
+        check(code == "0" and took < 15, f"SIGTERM stops gunicorn and the gRPC process "
+                                         f"gracefully: exit {code} in {took:.1f} s")
     return ready
 
 
@@ -401,15 +431,16 @@ def kube_play(ref: Reference, workdir: Path) -> None:
     say("deploy/k8s/deployment.yaml under podman kube play")
     manifest = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())
     # Local-only changes: podman 4 starts every replica in its own pod and publishes container
-    # ports on all interfaces unless a host port is given, so one replica and a loopback port.
+    # ports on all interfaces unless a host port is given, so one replica and loopback ports.
     name = f"{PREFIX}-kube"
-    port = free_port()
     manifest["metadata"]["name"] = name
     manifest["spec"]["replicas"] = 1
     pod = manifest["spec"]["template"]["spec"]
     container = pod["containers"][0]
     container["image"] = IMAGE
-    container["ports"][0].update(hostIP="127.0.0.1", hostPort=port)
+    host_ports = {p["name"]: free_port() for p in container["ports"]}   # http, grpc
+    for declared in container["ports"]:
+        declared.update(hostIP="127.0.0.1", hostPort=host_ports[declared["name"]])
     for volume in pod["volumes"]:          # podman names emptyDir volumes globally
         for mount in container["volumeMounts"]:
             if mount["name"] == volume["name"]:
@@ -418,7 +449,9 @@ def kube_play(ref: Reference, workdir: Path) -> None:
     path = workdir / "deployment.yaml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     # podman names the container <deployment>-pod-<replica>-<container>
-    box = Container(f"{name}-pod-0-{container['name']}", f"http://127.0.0.1:{port}")
+    box = Container(f"{name}-pod-0-{container['name']}",
+                    f"http://127.0.0.1:{host_ports['http']}",
+                    f"127.0.0.1:{host_ports['grpc']}")
 
     def down() -> None:
         engine("kube", "down", str(path), ok=False, quiet=True, timeout=120)
@@ -427,6 +460,7 @@ def kube_play(ref: Reference, workdir: Path) -> None:
         engine("kube", "play", str(path), quiet=True, timeout=120)
         box.wait_ready()
         check_one_price(box.url, ref, "serves predictions")
+        check_grpc(box.grpc, ref)
         info = box.inspect()
         host = info["HostConfig"]
         check(host.get("ReadonlyRootfs") is True, "read-only root filesystem")

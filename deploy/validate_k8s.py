@@ -190,10 +190,11 @@ def cpu_cores(quantity: str | int | float) -> float:
 
 
 def dockerfile_facts(path: Path) -> dict[str, str]:
-    """USER and EXPOSE of the Dockerfile (first values)."""
+    """USER and EXPOSE of the Dockerfile (first instruction of each; EXPOSE's ports
+    space-separated, HTTP's first, then gRPC's)."""
     facts: dict[str, str] = {}
     for line in path.read_text().splitlines():
-        match = re.match(r"^\s*(USER|EXPOSE)\s+(\S+)", line)
+        match = re.match(r"^\s*(USER|EXPOSE)\s+(\S.*?)\s*$", line)
         if match:
             facts.setdefault(match.group(1), match.group(2))
     return facts
@@ -235,7 +236,7 @@ def check_together(report: Report, docs: list[tuple[Path, dict[str, Any]]]) -> N
 
     facts = dockerfile_facts(ROOT / "Dockerfile")
     uid = facts.get("USER", "").split(":")[0]
-    exposed = facts.get("EXPOSE", "").split("/")[0]
+    exposed = [int(p.split("/")[0]) for p in facts.get("EXPOSE", "").split()]
     for doc in [deploy, *by_kind.get("InferenceService", [])]:
         for c in containers_of(doc):
             ctx = {**(doc["spec"].get("template", {}).get("spec", {}).get("securityContext")
@@ -248,8 +249,15 @@ def check_together(report: Report, docs: list[tuple[Path, dict[str, Any]]]) -> N
                          and "ALL" in ((ctx.get("capabilities") or {}).get("drop") or []),
                          f"{where}: read-only root fs, no privilege escalation, all caps dropped")
             declared = {p["containerPort"] for p in c.get("ports") or []}
-            report.check(declared == {int(exposed)},
-                         f"{where}: serves on the Dockerfile's EXPOSE {exposed}")
+            if doc is deploy:
+                report.check(declared == set(exposed),
+                             f"{where}: declares the Dockerfile's EXPOSE {sorted(exposed)}")
+            else:   # Knative routes one port: HTTP/1 (http1) or gRPC (h2c)
+                knative = {p.get("name"): p["containerPort"] for p in c.get("ports") or []}
+                report.check(knative in ({"http1": exposed[0]}, *({"h2c": p}
+                                                                  for p in exposed[1:])),
+                             f"{where}: routes the Dockerfile's HTTP port as http1 or its gRPC "
+                             f"port as h2c ({knative})")
             env = {e.get("name"): e.get("value") for e in c.get("env") or []}
             # gunicorn.conf.py keeps the workers' metrics under PROMETHEUS_MULTIPROC_DIR, else
             # in a new folder under /tmp: one of them must be writable on a read-only root.
@@ -267,6 +275,11 @@ def check_together(report: Report, docs: list[tuple[Path, dict[str, Any]]]) -> N
             for kind, probe in probes(c):
                 get = probe.get("httpGet") or {}
                 port = get.get("port")
+                if "tcpSocket" in probe:   # the only probe a gRPC-only (h2c) port allows
+                    port = probe["tcpSocket"].get("port")
+                    report.check(port in declared and port != exposed[0],
+                                 f"{where}: {kind} connects to the declared gRPC port ({port})")
+                    continue
                 report.check(get.get("path") in HEALTH_ROUTES
                              and (port in port_names or port in declared),
                              f"{where}: {kind} GETs a V2 health route on a declared port "

@@ -53,6 +53,9 @@ class Settings:
     max_wait: float = 1.0
     #: A worker whose resident memory passes this many MiB restarts gracefully; 0 = no limit.
     max_worker_memory: int = 0
+    #: The Open Inference Protocol over gRPC (``python -m service.grpc``, started beside
+    #: gunicorn by gunicorn.conf.py); 0 serves HTTP only.
+    grpc_port: int = 8001
 
     ENV = {
         "artifacts_dir": "SERVICE_ARTIFACTS_DIR",
@@ -69,6 +72,7 @@ class Settings:
         "max_queue": "SERVICE_MAX_QUEUE",
         "max_wait": "SERVICE_MAX_WAIT",
         "max_worker_memory": "SERVICE_MAX_WORKER_MEMORY",
+        "grpc_port": "GRPC_PORT",
     }
 
     @classmethod
@@ -119,6 +123,8 @@ class Settings:
             raise bad("max_queue", "an integer between 1 and 100000")
         if not isinstance(self.max_worker_memory, int) or self.max_worker_memory < 0:
             raise bad("max_worker_memory", "a whole number of MiB (0 = no limit)")
+        if not isinstance(self.grpc_port, int) or not 0 <= self.grpc_port <= 65535:
+            raise bad("grpc_port", "a TCP port number (1-65535), or 0 for no gRPC server")
 
     @property
     def worker_count(self) -> int:
@@ -155,4 +161,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_queue": _int,
     "max_wait": _float,
     "max_worker_memory": _int,
+    "grpc_port": _int,
 }

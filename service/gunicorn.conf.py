@@ -3,7 +3,9 @@
     gunicorn -c service/gunicorn.conf.py "service.app:create_app()"
 
 Read by the master before any worker starts (and again on ``kill -HUP``, which starts new
-workers with freshly loaded models and lets the old ones finish their requests).
+workers with freshly loaded models and lets the old ones finish their requests). The master
+also runs the gRPC front end (``python -m service.grpc`` on GRPC_PORT) as its companion
+process: started once ready, told of HUP, stopped gracefully on exit.
 """
 
 import os
@@ -78,6 +80,21 @@ def pre_fork(server, worker):
     worker.max_memory_mib = _settings.max_worker_memory
 
 
+def when_ready(server):
+    """Serve gRPC beside HTTP (GRPC_PORT, 0: none) on the host HTTP binds, in its own
+    process: started by the master, never before a fork, stopped with it."""
+    if _settings.grpc_port:
+        from service.grpc.launcher import GrpcProcess, host_of
+
+        server.grpc = GrpcProcess(host_of(server.cfg.bind[0]), _settings.grpc_port)
+
+
+def on_reload(server):
+    """kill -HUP: the gRPC process rescans the models too (new HTTP workers load them)."""
+    if getattr(server, "grpc", None):
+        server.grpc.reload()
+
+
 def child_exit(server, worker):
     """Tell prometheus_client a worker is gone so its live gauges stop counting."""
     from prometheus_client import multiprocess
@@ -86,7 +103,10 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics folder if this configuration created it."""
+    """Stop the gRPC process gracefully; remove the metrics folder if this configuration
+    created it."""
+    if getattr(server, "grpc", None):
+        server.grpc.stop(graceful_timeout)
     owned = os.environ.get("SERVICE_OWNED_METRICS_DIR")
     if owned and owned == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         shutil.rmtree(owned, ignore_errors=True)

@@ -26,12 +26,13 @@ import pytest
 import requests
 
 from tests.factories import write_idx
-from tests.service.gunicorn_server import ROOT, Server
+from tests.service.gunicorn_server import ROOT, Server, free_port, wait_listening
 from tests.tolerance import assert_json_close, text_close
 from training.datasets import read_idx
 
 README = ROOT / "README.md"
 README_URL = "localhost:8000"
+README_GRPC = "localhost:8001"
 CI_SCRIPT = (ROOT / ".ci" / "run").read_text()
 CONTAINER_TEST = (ROOT / "deploy" / "container_test.py").read_text()
 DIGITS = ROOT / "data" / "mnist-train-10k"
@@ -153,10 +154,14 @@ def server(tmp_path_factory):
     """The committed models served by the README's gunicorn command, on 127.0.0.1."""
     (gunicorn,) = _of_kind("gunicorn")
     work = tmp_path_factory.mktemp("readme-server")
-    srv = Server(ROOT / "artifacts", work, env={"WEB_CONCURRENCY": "1"},
+    grpc_port = free_port()
+    srv = Server(ROOT / "artifacts", work, env={"WEB_CONCURRENCY": "1",
+                                                 "GRPC_PORT": str(grpc_port)},
                  command=list(gunicorn.argv[1:]))
+    srv.grpc_address = f"127.0.0.1:{grpc_port}"
     try:
         srv.wait_ready()
+        wait_listening(grpc_port)
         yield srv
     finally:
         srv.stop()
@@ -200,6 +205,7 @@ def test_python_snippets(server):
     assert len(snippets) >= 3
     for code, first in snippets:
         code = code.replace(README_URL, server.url.removeprefix("http://"))
+        code = code.replace(README_GRPC, server.grpc_address)
         run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
         assert run.returncode == 0, f"README.md:{first}:\n{run.stderr}"

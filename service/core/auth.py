@@ -6,6 +6,7 @@ start-up check); the token never appears in a message, log line or repr.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,3 +45,13 @@ def client_headers(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``{"Authorization": "Bearer <token>"}`` for a client, or {} when no token is set."""
     token = load_token(env)
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def authorized(token: str, header: str | None) -> bool:
+    """Whether ``header`` is ``Bearer <token>`` (the scheme in any case, RFC 7235), the
+    token compared in constant time: the one check of HTTP's ``Authorization`` header and
+    gRPC's ``authorization`` metadata."""
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token.encode())

@@ -35,9 +35,10 @@ NO_DATA: Any = _NoData()
 
 @dataclass(slots=True)
 class InputTensor:
-    """One input: ``data`` nested lists of numbers (or NO_DATA), or ``raw`` little-endian
-    bytes (binary tensor data). ``exact`` asks for the value-by-value check because the
-    data may hide booleans (JSON) that a bulk conversion would turn into numbers."""
+    """One input: ``data`` nested lists of numbers, a flat NumPy array (typed contents) or
+    NO_DATA, or ``raw`` little-endian bytes (binary tensor data). ``exact`` asks for the
+    value-by-value check because the data may hide booleans (JSON) that a bulk conversion
+    would turn into numbers."""
 
     name: str
     datatype: str

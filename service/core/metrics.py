@@ -10,6 +10,7 @@ registry is exposed.
 from __future__ import annotations
 
 import os
+import re
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate
@@ -17,6 +18,16 @@ from prometheus_client import generate_latest as _generate
 #: Latency buckets (seconds): fine below 10 ms, where single-row requests live.
 BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0)
+
+
+#: Incoming request ids we echo (X-Request-ID, x-request-id metadata): printable ASCII
+#: without spaces, at most 128 chars.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's request id if it is acceptable, else a new random one."""
+    return incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
 
 
 class RequestRecord:

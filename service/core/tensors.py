@@ -54,7 +54,7 @@ def tensor_to_batch(iface: ModelInterface, tensor: InputTensor, index: int,
     raw = tensor.raw
     if raw is not None:
         if len(raw) != count * dtype.itemsize:
-            raise fail("parameters", f"binary_data_size is {len(raw)} bytes; shape "
+            raise fail("parameters", f"binary data is {len(raw)} bytes; shape "
                                      f"{list(shape)} of {tensor.datatype} needs "
                                      f"{count * dtype.itemsize}.")
         arr = np.frombuffer(raw, dtype=dtype)
@@ -89,7 +89,10 @@ def tensor_to_batch(iface: ModelInterface, tensor: InputTensor, index: int,
 
 
 def _tensor_data(data: Any, check_booleans: bool) -> np.ndarray | None:
-    """``data`` as a numeric array, or None if it holds anything but numbers (or may)."""
+    """``data`` as a numeric array, or None if it holds anything but numbers (or may).
+    A NumPy array is typed contents a binary front end (gRPC) decoded already."""
+    if isinstance(data, np.ndarray):
+        return data if data.dtype.kind in "iuf" else None
     if check_booleans or type(data) is not list:
         return None
     try:

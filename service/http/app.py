@@ -19,13 +19,13 @@ from threadpoolctl import threadpool_limits
 from ..config import Settings
 from ..core.auth import load_token
 from ..core.dataplane import DataPlane
+from ..core.logs import AccessLog, configure_logging
 from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
 from . import ops, v1, v2
 from .auth import BearerAuth
 from .errors import register_error_handlers
 from .limits import Limits
-from .logs import AccessLog, configure_logging
 from .observer import RequestObserver
 from .routing import ModelNameConverter, VersionConverter
 

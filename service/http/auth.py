@@ -10,10 +10,10 @@ appears in no log line, error or repr.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..core.auth import authorized
 from .limits import error_response
 
 #: Paths anyone may GET: health probes and the page's files, which hold no data.
@@ -27,7 +27,7 @@ class BearerAuth:
 
     def __init__(self, app: Callable[..., Iterable[bytes]], token: str) -> None:
         self.app = app
-        self._expected = token.encode()
+        self._token = token
 
     def __repr__(self) -> str:
         return "BearerAuth(token=<hidden>)"
@@ -38,9 +38,7 @@ class BearerAuth:
                 path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
             return self.app(environ, start_response)
         given = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, credentials = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-                credentials.strip().encode("latin-1", "replace"), self._expected):
+        if authorized(self._token, given):
             return self.app(environ, start_response)
         if given:
             message, challenge = "the bearer token is not valid", \

@@ -3,16 +3,11 @@ one metrics observation and one access-log line."""
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from typing import Any
 
-from ..core.metrics import RequestMetrics, RequestRecord
-from .logs import AccessLog
-
-#: Incoming X-Request-ID values we echo: printable ASCII without spaces, at most 128 chars.
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+from ..core.logs import AccessLog
+from ..core.metrics import RequestMetrics, RequestRecord, request_id
 
 
 class RequestObserver:
@@ -30,9 +25,7 @@ class RequestObserver:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         t0 = time.perf_counter()
-        rid = environ.get("HTTP_X_REQUEST_ID")
-        if not (rid and _REQUEST_ID.fullmatch(rid)):
-            rid = os.urandom(16).hex()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ["service.request_id"] = rid
         record = environ["service.record"] = RequestRecord()
         statuses: list[str] = []

@@ -30,6 +30,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port`` (the gRPC process
+    listens only after loading its models)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
 class Server:
     """A gunicorn process serving ``artifacts``; stopped by its own pid.
 
@@ -46,7 +58,8 @@ class Server:
         env = {**os.environ, "SERVICE_ARTIFACTS_DIR": str(artifacts), "WEB_CONCURRENCY": "2",
                "SERVICE_RELOAD_INTERVAL": str(RELOAD_INTERVAL), "SERVICE_LOG_LEVEL": "INFO",
                "SERVICE_MAX_BODY_BYTES": str(1 << 20),
-               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **(env or {})}
+               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), "GRPC_PORT": "0",
+               **(env or {})}
         args = command or ["-c", "service/gunicorn.conf.py", "service.app:create_app()"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
