@@ -56,8 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["service"] = service
     app.url_map.converters["model"] = ModelNameConverter
     app.url_map.converters["version"] = VersionConverter
-    app.register_blueprint(v1.make_blueprint(service.dataplane))
-    app.register_blueprint(v2.make_blueprint(service.dataplane))
+    app.register_blueprint(v1.make_blueprint(service.dataplane,
+                                            max_image_pixels=settings.max_image_pixels))
+    app.register_blueprint(v2.make_blueprint(service.dataplane,
+                                            max_image_pixels=settings.max_image_pixels))
     app.register_blueprint(ops.make_blueprint(service.dataplane, service.metrics))
     register_error_handlers(app)
     app.wsgi_app = RequestObserver(app.wsgi_app, service.metrics, AccessLog())
