@@ -20,7 +20,7 @@ from ..config import Settings
 from ..core.dataplane import DataPlane
 from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
-from . import ops, v1, v2
+from . import ops, page, v1, v2
 from .errors import register_error_handlers
 from .logs import AccessLog, configure_logging
 from .observer import RequestObserver
@@ -56,7 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["service"] = service
     app.url_map.converters["model"] = ModelNameConverter
     app.url_map.converters["version"] = VersionConverter
-    app.register_blueprint(v1.make_blueprint(service.dataplane,
+    app.register_blueprint(v1.make_blueprint(service.dataplane, page.index,
                                             max_image_pixels=settings.max_image_pixels))
     app.register_blueprint(v2.make_blueprint(service.dataplane,
                                             max_image_pixels=settings.max_image_pixels))
