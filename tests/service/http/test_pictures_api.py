@@ -210,3 +210,12 @@ def test_v2_image_output_needs_pictures(client):
         "inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 784],
                     "data": [0.0] * 784}], "parameters": {"return_image": True}}), 400)
     assert "picture input" in err["error"]
+
+
+def test_openapi_documents_pictures(client):
+    spec = client.get("/openapi.json").get_json()
+    body = spec["paths"]["/v1/models/{name}:predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "image/*"}
+    variants = spec["components"]["schemas"]["mnist_instance"]["oneOf"]
+    assert any(v.get("required") == ["b64"] for v in variants)
+    assert "oneOf" not in spec["components"]["schemas"]["housing_instance"]["oneOf"][1]
