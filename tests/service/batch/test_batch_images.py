@@ -97,3 +97,4 @@ def test_unusable_picture_inputs(capsys, artifacts, tmp_path):
     code, _, err = score(capsys, artifacts, "--model", "mnist", "--input",
                          tmp_path / "broken.zip", "--output", tmp_path / "o.csv")
     assert code == 2 and "not a readable zip" in err
+
