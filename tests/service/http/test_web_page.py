@@ -9,6 +9,7 @@ receives a screenshot per test; ``make screenshots`` writes them to docs/screens
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.factories import digit_png
 from tests.service.gunicorn_server import running
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -110,6 +112,17 @@ def test_uploaded_picture(page, shots):
     assert page.inner_text("#digit-label") == "It is a 7"
     assert page.locator("#bars li.top").inner_text().startswith("7")
     page.screenshot(path=shots / "upload.png")
+
+    page.evaluate("""b64 => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const files = new DataTransfer();
+        files.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+        document.querySelector("#digit-label").textContent = "";
+        document.querySelector("#drop").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(digit_png(seed=1)).decode())     # drag and drop
+    page.wait_for_function("document.querySelector('#digit-label').textContent !== ''")
+    assert page.inner_text("#digit-label").startswith("It is a ")
 
     page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png",
                                           "buffer": b"not a picture"}])
