@@ -8,9 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-kernels check-wheels lint models k8s-validate container-test serve \
-        bench-train bench-serve bench-batch bench-onnx bench-images bench-robustness bench-grpc \
-        grpc-stubs clean
+.PHONY: setup test screenshots test-kernels check-wheels lint models k8s-validate \
+        container-test serve bench-train bench-serve bench-batch bench-onnx bench-images \
+        bench-robustness bench-grpc grpc-stubs clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The web page's screenshots (README, docs/screenshots/) from its browser tests (Chromium).
+screenshots: $(STAMP)
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/service/http/test_web_page.py
 
 # The README replay and the model/service tests again under other OpenBLAS kernels
 # (SkylakeX, Sandybridge): outputs computed elsewhere must hold on any CPU (.ci/run).

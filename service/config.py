@@ -31,6 +31,9 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     #: Most instances (rows) in one request (400 beyond).
     max_instances: int = 1024
+    #: Most pixels (width x height) of a picture, checked from its header before decoding
+    #: (decompression bombs); 413 beyond.
+    max_image_pixels: int = 16_000_000
     log_level: str = "INFO"
     #: Seconds between checks of the artifacts folder for new, changed or removed versions;
     #: 0 turns polling off (then only a restart or gunicorn HUP picks up new versions).
@@ -61,6 +64,7 @@ class Settings:
         "artifacts_dir": "SERVICE_ARTIFACTS_DIR",
         "max_body_bytes": "SERVICE_MAX_BODY_BYTES",
         "max_instances": "SERVICE_MAX_INSTANCES",
+        "max_image_pixels": "SERVICE_MAX_IMAGE_PIXELS",
         "log_level": "SERVICE_LOG_LEVEL",
         "reload_interval": "SERVICE_RELOAD_INTERVAL",
         "blas_threads": "SERVICE_BLAS_THREADS",
@@ -102,6 +106,8 @@ class Settings:
             raise bad("max_body_bytes", "an integer >= 1024 (bytes)")
         if not isinstance(self.max_instances, int) or self.max_instances < 1:
             raise bad("max_instances", "a positive integer")
+        if not isinstance(self.max_image_pixels, int) or self.max_image_pixels < 784:
+            raise bad("max_image_pixels", "an integer >= 784 (28x28)")
         if self.log_level not in LOG_LEVELS:
             raise bad("log_level", f"one of {', '.join(LOG_LEVELS)}")
         if not isinstance(self.reload_interval, int | float) or not (
@@ -150,6 +156,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "artifacts_dir": lambda v, var: Path(v),
     "max_body_bytes": _int,
     "max_instances": _int,
+    "max_image_pixels": _int,
     "log_level": lambda v, var: v.upper(),
     "reload_interval": _float,
     "blas_threads": _int,

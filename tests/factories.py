@@ -1,12 +1,15 @@
-"""Tiny seeded artifacts for tests: a housing-like regressor and MNIST-like classifiers."""
+"""Tiny seeded artifacts for tests: a housing-like regressor and MNIST-like classifiers, and
+picture files of digits."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model import (
     Conv2D,
@@ -91,3 +94,12 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes()))
     return path
+
+
+def digit_png(seed: int = 0, scale: int = 4, fmt: str = "PNG") -> bytes:
+    """A picture file as a client sends one: a random_images digit drawn ``scale`` times
+    larger, dark ink on white paper (so the service's normalisation has work to do)."""
+    pixels = 255 - random_images(1, seed)[0].repeat(scale, 0).repeat(scale, 1)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt)
+    return buf.getvalue()

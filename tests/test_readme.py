@@ -168,16 +168,21 @@ def server(tmp_path_factory):
 
 
 def _curl(argv: tuple[str, ...], base_url: str) -> requests.Response:
-    """The subset of curl the README uses: -s, --json BODY|@FILE, one URL."""
+    """The subset of curl the README uses: -s, --json BODY|@FILE, --data-binary @FILE with
+    -H 'Content-Type: ...', one URL."""
     args = list(argv[1:])
     body, url = None, None
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
     while args:
         arg = args.pop(0)
         if arg == "-s":
             continue
-        if arg == "--json":
+        if arg in ("--json", "--data-binary"):
             value = args.pop(0)
             body = (ROOT / value[1:]).read_bytes() if value.startswith("@") else value.encode()
+        elif arg == "-H":
+            name, _, value = args.pop(0).partition(":")
+            headers[name.strip()] = value.strip()
         elif not arg.startswith("-") and url is None:
             url = arg
         else:
@@ -186,8 +191,7 @@ def _curl(argv: tuple[str, ...], base_url: str) -> requests.Response:
     url = base_url + url[len(README_URL):]
     if body is None:
         return requests.get(url, timeout=30)
-    return requests.post(url, data=body, timeout=30,
-                         headers={"Content-Type": "application/json", "Accept": "application/json"})
+    return requests.post(url, data=body, timeout=30, headers=headers)
 
 
 @pytest.mark.parametrize("cmd", _of_kind("curl"), ids=str)

@@ -48,6 +48,10 @@ input formats (by extension, or --format):
                   housing object with a "MEDV" key.
   IDX             images, raw or gzip (e.g. t10k-images-idx3-ubyte.gz); labels are read
                   from --labels or the sibling ...-labels-idx1-ubyte[.gz] file.
+  folder, .zip    picture files (PNG, JPEG, GIF, BMP, WebP) for mnist, prepared as the
+                  service prepares them; rows in sorted path order. Labels (accuracy
+                  printed) from labels.csv inside (or NAME.csv beside it, or --labels):
+                  columns file,label; or from the folder a file is in (digits/7/a.png).
   CSV and JSON Lines may be gzip-compressed; blank lines are skipped.
 
 output (by the extension of --output, written atomically; rows in input order):
@@ -116,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS,
                    help="input format, when the file name does not tell")
     p.add_argument("--labels", type=Path, metavar="FILE",
-                   help="IDX labels file (default: the sibling ...-labels-idx1-ubyte[.gz])")
+                   help="IDX labels file (default: the sibling ...-labels-idx1-ubyte[.gz]), or "
+                        "a file,label CSV for pictures")
     p.add_argument("--chunk-size", type=_count, metavar="ROWS",
                    help="rows read, scored and (remote) sent at a time; results do not "
                         "depend on it, memory grows with it (default: about 64K values: "
@@ -139,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 def score(args: argparse.Namespace) -> Summary:
     """Check the arguments, load the model, score the input; raise on failure."""
     source_path, output = args.input, args.output
-    if not source_path.is_file():
+    if not source_path.is_file() and not (source_path.is_dir() and args.format in (
+            None, "images")):
         raise DataError(source_path, "no such file" if not source_path.exists()
                         else "not a file")
     out_format = output_format(output)

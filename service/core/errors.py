@@ -51,3 +51,7 @@ def first_message(details: Any, path: str = "") -> str:
     if isinstance(details, list) and details:
         return f"{path}: {details[0]}" if path else str(details[0])
     return path or "invalid"
+
+
+class PictureTooLarge(InvalidRequest):
+    """A picture has more pixels (or base64 bytes) than the server decodes."""

@@ -67,6 +67,14 @@ class StrictSchema(Schema):
 
 
 # -- KServe V1 / TF Serving ----------------------------------------------------------------
+class V1Parameters(StrictSchema):
+    """Request options of V1 ``:predict``."""
+
+    return_image = fields.Boolean(truthy={True}, falsy={False}, metadata={
+        "description": "with pictures: each prediction also carries `image`, the 28x28 "
+                       "pixels (0..255) the model saw"})
+
+
 class V1PredictRequest(StrictSchema):
     """``POST /v1/models/{name}[/versions/{v}]:predict`` body."""
 
@@ -76,6 +84,7 @@ class V1PredictRequest(StrictSchema):
                           "minItems": 1})
     signature_name = fields.String(validate=OneOf(["serving_default"]), metadata={
         "description": "TF Serving clients may send it; only serving_default exists."})
+    parameters = fields.Nested(V1Parameters, metadata={"description": "request options"})
 
     def __init__(self, *, max_instances: int = 1024, **kwargs: Any) -> None:
         super().__init__(**kwargs)

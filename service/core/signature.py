@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.interface import ModelInterface
+from model.interface import ModelInterface, TensorSpec
 
 SERVER_NAME = "numpy-model-server"
 SERVER_VERSION = "0.1.0"
 PLATFORM = "numpy-model-server"
+#: what a digit model sees of a picture, and what a client asking for it gets back
+PICTURE_SHAPE = (28, 28)
+#: the V2 input of digit models taking encoded picture files, one per element
+PICTURE_INPUT = TensorSpec("image", "BYTES", (-1,))
+#: the V2 output a client asks for to get the 28x28 pictures the model saw
+PICTURE_OUTPUT = TensorSpec("image", "UINT8", (-1, *PICTURE_SHAPE))
+
+
+def takes_pictures(iface: ModelInterface) -> bool:
+    """True for a classifier of 28x28 pixels (an MNIST-style digit model)."""
+    return (iface.task == "classification" and iface.features is None
+            and iface.input_size == PICTURE_SHAPE[0] * PICTURE_SHAPE[1])
 
 
 def describe_instance(iface: ModelInterface) -> str:
@@ -43,9 +55,11 @@ def metadata_parameters(iface: ModelInterface) -> dict[str, Any]:
 
 
 def model_metadata(name: str, versions: list[int], iface: ModelInterface) -> dict[str, Any]:
-    """The Open Inference Protocol model metadata of ``iface``."""
+    """The Open Inference Protocol model metadata of ``iface``: digit models list a second
+    input, ``image`` (BYTES), that takes picture files instead of pixels."""
+    pictures = [PICTURE_INPUT] if takes_pictures(iface) else []
     return {"name": name, "versions": [str(v) for v in versions], "platform": PLATFORM,
-            "inputs": [t.as_dict() for t in iface.inputs],
+            "inputs": [t.as_dict() for t in (*iface.inputs, *pictures)],
             "outputs": [t.as_dict() for t in iface.outputs],
             "parameters": metadata_parameters(iface)}
 
@@ -69,7 +83,8 @@ def interface_from_metadata(meta: dict[str, Any]) -> ModelInterface:
                                      str(meta["outputs"][0]["name"]))
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(f"unexpected model metadata ({type(exc).__name__}: {exc})") from None
-    if [t.as_dict() for t in iface.inputs] != meta["inputs"] or \
+    pictures = [PICTURE_INPUT.as_dict()] if takes_pictures(iface) else []
+    if [t.as_dict() for t in iface.inputs] + pictures != meta["inputs"] or \
             [t.as_dict() for t in iface.outputs] != meta["outputs"]:
         raise ValueError("model metadata inputs/outputs do not match its parameters")
     return iface

@@ -22,7 +22,7 @@ from ..core.dataplane import DataPlane
 from ..core.logs import AccessLog, configure_logging
 from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
-from . import ops, v1, v2
+from . import ops, page, v1, v2
 from .auth import BearerAuth
 from .errors import register_error_handlers
 from .limits import Limits
@@ -61,8 +61,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["service"] = service
     app.url_map.converters["model"] = ModelNameConverter
     app.url_map.converters["version"] = VersionConverter
-    app.register_blueprint(v1.make_blueprint(service.dataplane))
-    app.register_blueprint(v2.make_blueprint(service.dataplane))
+    app.register_blueprint(v1.make_blueprint(service.dataplane, page.index,
+                                            max_image_pixels=settings.max_image_pixels))
+    app.register_blueprint(v2.make_blueprint(service.dataplane,
+                                            max_image_pixels=settings.max_image_pixels))
     app.register_blueprint(ops.make_blueprint(service.dataplane, service.metrics))
     register_error_handlers(app)
     # Outside in: observe (id, metrics, access log), authenticate, then bound the wait and

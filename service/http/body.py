@@ -2,7 +2,8 @@
 
 Accepted: ``application/json`` (any parameters), any ``application/*+json``, and a missing
 Content-Type (tritonclient and many scripts send none). For V2 binary tensor data
-(``Inference-Header-Content-Length``) also ``application/octet-stream``. Anything else,
+(``Inference-Header-Content-Length``) also ``application/octet-stream``; on V1 ``:predict``
+also ``image/*`` (one picture, checked against its bytes by ``service.imaging``). Anything else,
 including curl's default ``application/x-www-form-urlencoded``, is a 415 that says what to
 send. Compressed bodies are refused (415) rather than misread.
 """
@@ -20,7 +21,7 @@ _HINT = ("send the body as JSON with 'Content-Type: application/json' "
          "(curl: --json @file or -H 'Content-Type: application/json')")
 
 
-def read_body(binary_ok: bool = False) -> bytes:
+def read_body(binary_ok: bool = False, picture_ok: bool = False) -> bytes:
     """The raw body after the content-type checks; 413 comes from Flask's size limit."""
     headers = request.headers
     ctype = headers.get("Content-Type")
@@ -28,7 +29,8 @@ def read_body(binary_ok: bool = False) -> bytes:
         mime = ctype.split(";", 1)[0].strip().lower()
         if not (mime == "application/json" or (mime.startswith("application/")
                                                  and mime.endswith("+json"))
-                or (binary_ok and mime == "application/octet-stream")):
+                or (binary_ok and mime == "application/octet-stream")
+                or (picture_ok and mime.startswith("image/"))):
             raise UnsupportedMediaType(f"Content-Type {mime!r} is not supported; {_HINT}",
                                        {"content_type": mime})
     encoding = headers.get("Content-Encoding")

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from model import InputError
 
-from ..core.errors import InvalidRequest, NotFound, NotReady, ServiceError
+from ..core.errors import InvalidRequest, NotFound, NotReady, PictureTooLarge, ServiceError
 
 log = logging.getLogger("service.errors")
 
@@ -44,6 +44,7 @@ HTTP_STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     MethodNotAllowed: 405,
     PayloadTooLarge: 413,
+    PictureTooLarge: 413,
     UnsupportedMediaType: 415,
     NotReady: 503,
 }

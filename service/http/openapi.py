@@ -16,13 +16,14 @@ from model.interface import ModelInterface
 
 from ..core import schemas
 from ..core.registry import ServedModel
-from ..core.signature import SERVER_VERSION, describe_instance
+from ..core.signature import SERVER_VERSION, describe_instance, takes_pictures
 
 _ERRORS = {
     "400": "Malformed JSON or invalid input (details point at the instance and field).",
     "404": "Unknown model, version or route.",
     "405": "Wrong method (see the Allow header).",
-    "413": "Body larger than SERVICE_MAX_BODY_BYTES.",
+    "413": "Body larger than SERVICE_MAX_BODY_BYTES, or a picture of more than "
+           "SERVICE_MAX_IMAGE_PIXELS pixels.",
     "415": "Body not sent as JSON.",
     "503": "Model or version not ready (its artifact failed to load; reason in details).",
 }
@@ -42,7 +43,13 @@ def _instance_schema(sig: ModelInterface) -> dict[str, Any]:
     nested: dict[str, Any] = number
     for d in reversed(sig.input_shape):
         nested = {"type": "array", "items": nested, "minItems": d, "maxItems": d}
-    return {"oneOf": [flat, nested]} if len(sig.input_shape) > 1 else flat
+    variants = [flat, nested] if len(sig.input_shape) > 1 else [flat]
+    if takes_pictures(sig):
+        variants.append({"type": "object", "additionalProperties": False, "required": ["b64"],
+                         "properties": {"b64": {"type": "string", "format": "byte",
+                                                "description": "a PNG, JPEG, GIF, BMP or "
+                                                               "WebP file in base64"}}})
+    return {"oneOf": variants} if len(variants) > 1 else flat
 
 
 def _responses(ok: str, schema: str | None, *codes: str) -> dict[str, Any]:
@@ -93,11 +100,19 @@ def build_spec(models: Mapping[str, ServedModel], max_instances: int) -> dict[st
     def json_body(schema: Any) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
+    picture_body = {"image/*": {"schema": {"type": "string", "format": "binary"}}}
+    return_image = {"in": "query", "name": "return_image", "required": False,
+                    "schema": {"type": "boolean"}, "description": "with an image/* body: "
+                    "add the 28x28 picture the model saw to the prediction"}
+
     model_p, version_p = _params("name"), _params("name", "version")
     for suffix, params in (("", model_p), ("/versions/{version}", version_p)):
         spec.path(path=f"/v1/models/{{name}}{suffix}:predict", operations={"post": {
-            "summary": "Predict (KServe V1 / TF Serving)", "parameters": params,
-            "requestBody": json_body(predict_body),
+            "summary": "Predict (KServe V1 / TF Serving); digit models also take a "
+                       "picture as the body", "parameters": [*params, return_image],
+            "requestBody": {"required": True, "content": {
+                **json_body(predict_body)["content"], **picture_body},
+                "description": "JSON instances, or one picture file (digit models)"},
             "responses": _responses("Predictions", "V1PredictResponse",
                                     "400", "404", "405", "413", "415", "503")}})
         spec.path(path=f"/v1/models/{{name}}{suffix}", operations={"get": {

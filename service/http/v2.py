@@ -21,6 +21,7 @@ from ..core.errors import InvalidRequest
 from ..core.inference import NO_DATA, InferRequest, InferResponse, InputTensor, RequestedOutput
 from ..core.schemas import InferenceRequest, load_envelope
 from ..core.signature import SERVER_NAME, SERVER_VERSION
+from ..picture_tensors import picture_request, with_picture_output
 from .body import read_body
 from .routing import addressed
 from .v1 import json_response
@@ -112,8 +113,9 @@ def write_response(res: InferResponse) -> Response:
                     headers={HEADER_LENGTH: str(len(header))})
 
 
-def make_blueprint(dataplane: DataPlane) -> Blueprint:
-    """The V2 routes over ``dataplane``."""
+def make_blueprint(dataplane: DataPlane, max_image_pixels: int = 16_000_000) -> Blueprint:
+    """The V2 routes over ``dataplane``; pictures above ``max_image_pixels`` are refused
+    before decoding."""
     bp = Blueprint("v2", __name__)
     schema = InferenceRequest()
 
@@ -146,9 +148,10 @@ def make_blueprint(dataplane: DataPlane) -> Blueprint:
     @bp.post("/v2/models/<model:name>/versions/<version:version>/infer")
     def infer(name: str, version: str | None = None) -> Response:
         mv, record = addressed(dataplane, name, version)
-        req = read_request(schema)
+        req, pictures = picture_request(mv.interface, read_request(schema),  # type: ignore[arg-type]
+                                        max_image_pixels)
         res = dataplane.infer(mv, req, versioned=version is not None)
         record.instances = req.inputs[0].shape[0]  # the batch size infer has checked
-        return write_response(res)
+        return write_response(with_picture_output(res, pictures))
 
     return bp

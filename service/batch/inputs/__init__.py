@@ -1,4 +1,5 @@
-"""Input files of the batch scorer - CSV, JSON Lines, IDX - read in chunks of records.
+"""Input files of the batch scorer - CSV, JSON Lines, IDX, a folder or zip of pictures - read
+in chunks of records.
 
 A reader checks what it can before anything is scored (CSV header, IDX header and size,
 labels file) and raises DataError for a file it cannot use. A record it cannot read becomes
@@ -19,19 +20,23 @@ from model.interface import ModelInterface
 
 from .csv_reader import CsvSource
 from .idx_reader import IdxSource
+from .image_reader import ImageSource, is_picture_collection
 from .jsonl_reader import JsonlSource
 from .source import GZIP_ERRORS, Chunk, RowError, Source
 
-__all__ = ["FORMATS", "Chunk", "CsvSource", "IdxSource", "JsonlSource", "RowError", "Source",
-           "detect_format", "open_source", "sibling_labels"]
+__all__ = ["FORMATS", "Chunk", "CsvSource", "IdxSource", "ImageSource", "JsonlSource",
+           "RowError", "Source", "detect_format", "open_source", "sibling_labels"]
 
-FORMATS = ("csv", "jsonl", "idx")
+FORMATS = ("csv", "jsonl", "idx", "images")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def detect_format(path: Path) -> str:
-    """csv, jsonl or idx from the name (.csv, .jsonl/.ndjson, optionally .gz; IDX names like
-    ``t10k-images-idx3-ubyte``) or else from the first bytes (IDX magic number)."""
+    """csv, jsonl, idx or images from the name (.csv, .jsonl/.ndjson, optionally .gz; IDX
+    names like ``t10k-images-idx3-ubyte``; a folder or .zip of pictures) or else from the
+    first bytes (IDX magic number)."""
+    if is_picture_collection(path):
+        return "images"
     name = path.name.lower().removesuffix(".gz")
     suffix = Path(name).suffix
     if suffix in _SUFFIXES:
@@ -62,13 +67,15 @@ def _peek(path: Path) -> bytes:
 
 def open_source(path: Path, fmt: str, sig: ModelInterface, labels: Path | None = None) -> Source:
     """Open ``path`` as ``fmt`` for a model of interface ``sig``; DataError if unusable."""
-    if fmt != "idx" and labels is not None:
-        raise DataError(labels, "--labels is for IDX input; CSV and JSON Lines records carry "
-                                "their own labels")
+    if fmt not in ("idx", "images") and labels is not None:
+        raise DataError(labels, "--labels is for IDX and picture input; CSV and JSON Lines "
+                                "records carry their own labels")
     if fmt == "csv":
         return CsvSource(path, sig)
     if fmt == "jsonl":
         return JsonlSource(path, sig)
+    if fmt == "images":
+        return ImageSource(path, sig, labels)
     return IdxSource(path, sig, labels if labels is not None else sibling_labels(path))
 
 

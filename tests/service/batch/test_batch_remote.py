@@ -184,3 +184,14 @@ def test_unknown_model_or_version_on_the_server_exits_2(capsys, server, tmp_path
                  server.url])
     _, err = capsys.readouterr()
     assert code == 2 and fragment in err, err
+
+
+def test_picture_folder_remote_is_local(capsys, server, tmp_path):
+    """Pictures are prepared on the client in both modes; the service scores the same pixels."""
+    from tests.service.batch.test_batch_images import picture_folder
+
+    picture_folder(tmp_path / "digits", 5)
+    local, remote, err = both(capsys, server, tmp_path, "--model", "mnist", "--input",
+                              tmp_path / "digits")
+    assert "scored 5 of 5 rows" in err
+    assert local.read_bytes() == remote.read_bytes()

@@ -5,6 +5,7 @@ One server per module; each test uses its own model names where it changes the a
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import signal
@@ -21,7 +22,15 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from tests.factories import make_classifier, make_regressor, random_housing, random_images
+from model.digit_image import normalize_digit
+from service.imaging import decode_image
+from tests.factories import (
+    digit_png,
+    make_classifier,
+    make_regressor,
+    random_housing,
+    random_images,
+)
 from tests.service.core.test_registry import corrupt
 from tests.service.gunicorn_server import RELOAD_INTERVAL, reference, running
 
@@ -104,6 +113,34 @@ def test_v2_with_tritonclient(server, binary):
         bad = triton.InferInput("images", [1, 783], "FP32")
         bad.set_data_from_numpy(np.zeros((1, 783), np.float32), binary_data=binary)
         with pytest.raises(triton.InferenceServerException, match="783"):
+            client.infer("mnist", [bad])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_v2_pictures_with_tritonclient(server, binary):
+    """A BYTES array of picture files: raw bytes in binary data, base64 text in JSON."""
+    files = [digit_png(seed=5), digit_png(seed=6, fmt="JPEG")]
+    elements = files if binary else [base64.b64encode(f).decode() for f in files]
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        meta = client.get_model_metadata("mnist")
+        assert {"name": "image", "datatype": "BYTES", "shape": [-1]} in meta["inputs"]
+        inp = triton.InferInput("image", [2], "BYTES")
+        inp.set_data_from_numpy(np.array(elements, dtype=object), binary_data=binary)
+        result = client.infer("mnist", [inp], outputs=[
+            triton.InferRequestedOutput("probabilities", binary_data=binary),
+            triton.InferRequestedOutput("image", binary_data=binary)])
+        seen = np.stack([normalize_digit(decode_image(f)) for f in files])
+        np.testing.assert_array_equal(result.as_numpy("probabilities"),
+                                      reference(server.artifacts / "mnist" / "1", seen))
+        np.testing.assert_array_equal(result.as_numpy("image"), np.rint(seen))
+
+        bad = triton.InferInput("image", [1], "BYTES")
+        bad.set_data_from_numpy(np.array([b"GIF89a" if binary else "R0lGODlh"],
+                                         dtype=object), binary_data=binary)
+        with pytest.raises(triton.InferenceServerException, match="GIF picture"):
             client.infer("mnist", [bad])
     finally:
         client.close()

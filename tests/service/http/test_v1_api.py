@@ -276,9 +276,9 @@ def test_mixed_layouts_in_one_request_are_400(client):
 
 
 # -- GET /: KServe V1 server liveness -----------------------------------------------------
-@pytest.mark.parametrize("accept", [None, "*/*", "application/json",
-                                    "text/html,application/xhtml+xml,*/*;q=0.8"])
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
 def test_root_is_kserve_v1_liveness(client, accept):
+    """Browsers get the web page instead (test_page.py)."""
     resp = client.get("/", headers={"Accept": accept} if accept else {})
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     assert resp.get_json() == {"status": "alive"}

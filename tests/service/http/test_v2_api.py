@@ -50,7 +50,8 @@ def test_health_and_server_metadata(client):
 def test_model_metadata_describes_what_infer_takes(client):
     meta = client.get("/v2/models/mnist").get_json()
     assert V2ModelMetadata().validate(meta) == {}
-    assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 28, 28]}]
+    assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, 28, 28]},
+                              {"name": "image", "datatype": "BYTES", "shape": [-1]}]
     assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
                                {"name": "label", "datatype": "INT64", "shape": [-1]}]
     housing = client.get("/v2/models/housing/versions/1").get_json()
