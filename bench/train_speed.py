@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+#: ../shared beside this checkout; the driver passes its own to runs of other checkouts
+SHARED = Path(os.environ.get("TRAIN_SPEED_SHARED", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 
@@ -264,7 +265,8 @@ def main() -> None:
                                f"Python {platform.python_version()}, NumPy {np.__version__}",
                     "command": " ".join(sys.argv), "runs": {}}
     envs = {k: {**kernel_env(k, args.forced_l2_size),
-                "TRAIN_SPEED_MAX_WAIT": str(args.max_wait)} for k in args.kernels}
+                "TRAIN_SPEED_MAX_WAIT": str(args.max_wait), "TRAIN_SPEED_SHARED": str(SHARED)}
+            for k in args.kernels}
     for model in args.model:
         epochs = args.epochs_mlp if model == "mlp" else args.epochs_cnn
         runs = contenders(model, epochs, args.torch_python, args.checkout)
