@@ -103,6 +103,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     data = rng.integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, len(data))
+    scaled = data.astype(np.float32) / np.float32(255)
+
+    def augmented(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = distort(batch, rng, AUGMENTATION)
+        out *= np.float32(1 / 255)
+        return out
+
     loss, opt = SoftmaxCrossEntropy(), Adam()
     plan = net._plan
     clock = GemmClock()
@@ -123,9 +130,11 @@ def main() -> None:
 
     for step in range(args.steps):
         idx = rng.permutation(len(data))[:args.batch]
-        xb = timed("batch gather", np.take, data, idx, 0)
-        if augment:
-            xb = timed("augmentation (distort)", distort, xb, rng, AUGMENTATION)
+        if augment:  # as the trainer: raw pixels are distorted, then scaled
+            xb = timed("batch gather", np.take, data, idx, 0)
+            xb = timed("augmentation (distort, scale)", augmented, xb, rng)
+        else:  # as bench/train_speed.py: a gather from pre-scaled float32 images
+            xb = timed("batch gather", np.take, scaled, idx, 0)
         h = xb
         for i, layer in enumerate(plan):
             h = timed(f"{i:2d} {layer!r} forward", layer.forward, h)
