@@ -161,14 +161,20 @@ def kernel_env(kernel: str, l2_size: str | None) -> dict[str, str]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() is often empty)."""
+    """The CPU from /proc/cpuinfo: model name, family/model and the widest vector extension.
+
+    A virtual machine may show only "AMD EPYC"; family and model then tell the generation.
+    """
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text()
+                    .split("\n\n")[0].splitlines() if ":" in line)
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = info.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return (f"{info.get('model name', platform.machine())} (family {info.get('cpu family')}, "
+            f"model {info.get('model')}, {vector})")
 
 
 def run_ours(model: str, epochs: int, seed: int, env: dict[str, str],
