@@ -6,11 +6,18 @@ medians over rounds. Training time covers the optimisation loop only (shuffle, b
 gather, forward, backward, update), test accuracy is measured with the clock stopped:
 the same protocol as ../shared/bench.
 
+Every round runs under two OpenBLAS kernel settings: "native" (OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE removed from the environment, so OpenBLAS picks the kernel for this CPU, as
+users run it) and "forced" (OPENBLAS_CORETYPE=Haswell, as some of the project's machines set
+it). The kernel each run really got is read back from threadpoolctl and printed.
+
     python bench/train_speed.py --model mlp cnn --rounds 3 \
-        --torch-python /tmp/torch-venv/bin/python
+        --torch-python /tmp/torch-venv/bin/python [--checkout /tmp/before]
 
 The PyTorch side needs a separate venv with `pip install torch==2.13.0` (never a project
 dependency). References are read from ../shared/bench (never copied into this repository).
+``--checkout`` adds our library from another checkout (e.g. the commit before a change) as
+one more contender in the same rounds.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+#: ../shared beside this checkout; the driver passes its own to runs of other checkouts
+SHARED = Path(os.environ.get("TRAIN_SPEED_SHARED", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))
 
 
@@ -95,7 +103,16 @@ def wait_quiet(threshold: float = 0.05, window: float = 2.0, max_wait: float = 1
             return other
 
 
-def worker(model: str, epochs: int, seed: int) -> dict:
+def blas_kernel() -> str:
+    """The BLAS library and kernel (OpenBLAS "architecture") NumPy runs with right now."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                     for i in blas) or "unknown"
+
+
+def worker(model: str, epochs: int, seed: int, max_wait: float = 120.0) -> dict:
     """Train once with our library and return timing and accuracy."""
     from model import SoftmaxCrossEntropy
 
@@ -108,7 +125,7 @@ def worker(model: str, epochs: int, seed: int) -> dict:
     for _ in range(3):
         warm.train_step(x[:128], y[:128], SoftmaxCrossEntropy(), wopt)
     del warm, wopt
-    other = wait_quiet()
+    other = wait_quiet(max_wait=max_wait)
     net, opt = build(model, seed)
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(seed)
@@ -125,20 +142,53 @@ def worker(model: str, epochs: int, seed: int) -> dict:
         accs.append(float((net.infer(xt).argmax(axis=1) == yte).mean()))
     train_s = sum(epoch_s)
     return {"samples_per_s": epochs * len(x) / train_s, "train_s": train_s, "acc": accs[-1],
-            "epoch_s": epoch_s, "other_cpu_before": other}
+            "epoch_s": epoch_s, "other_cpu_before": other, "kernel": blas_kernel()}
 
 
 # -- the driver --------------------------------------------------------------------------
-def run_ours(model: str, epochs: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", model, "--epochs",
+#: OpenBLAS settings each round runs under; "native" removes the variables altogether.
+KERNELS = {"native": {}, "forced": {"OPENBLAS_CORETYPE": "Haswell"}}
+_KERNEL_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def kernel_env(kernel: str, l2_size: str | None) -> dict[str, str]:
+    """The environment of a contender run under one kernel setting."""
+    env = {k: v for k, v in os.environ.items() if k not in _KERNEL_VARS}
+    env.update(KERNELS[kernel])
+    if kernel == "forced" and l2_size:
+        env["OPENBLAS_L2_SIZE"] = l2_size
+    return env
+
+
+def cpu_model() -> str:
+    """The CPU from /proc/cpuinfo: model name, family/model and the widest vector extension.
+
+    A virtual machine may show only "AMD EPYC"; family and model then tell the generation.
+    """
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text()
+                    .split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = info.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return (f"{info.get('model name', platform.machine())} (family {info.get('cpu family')}, "
+            f"model {info.get('model')}, {vector})")
+
+
+def run_ours(model: str, epochs: int, seed: int, env: dict[str, str],
+             script: Path = Path(__file__)) -> dict:
+    # the wait for a quiet machine goes through the environment: older checkouts ignore it
+    out = subprocess.run([sys.executable, str(script), "--worker", model, "--epochs",
                           str(epochs), "--seed", str(seed)], check=True, capture_output=True,
-                         text=True)
+                         text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_reference(cmd: list[str], result_name: str) -> dict:
+def run_reference(cmd: list[str], result_name: str, env: dict[str, str]) -> dict:
     with tempfile.TemporaryDirectory() as results:
-        env = {**os.environ, "RESULTS_DIR": results, "SHARED_DATA": str(SHARED / "data")}
+        env = {**env, "RESULTS_DIR": results, "SHARED_DATA": str(SHARED / "data")}
         subprocess.run(cmd, check=True, capture_output=True, text=True, env=env,
                        cwd=SHARED / "bench")
         data = json.loads((Path(results) / f"{result_name}.json").read_text())
@@ -146,19 +196,50 @@ def run_reference(cmd: list[str], result_name: str) -> dict:
             "acc": data["acc_median"]}
 
 
-def contenders(model: str, epochs: int, torch_python: str | None) -> dict:
+def contenders(model: str, epochs: int, torch_python: str | None,
+               checkout: Path | None) -> dict:
+    """name -> function(seed, env) running one contender once."""
     bench = SHARED / "bench"
-    runs = {"ours (model/)": lambda seed: run_ours(model, epochs, seed)}
+    runs = {"ours (model/)": lambda seed, env: run_ours(model, epochs, seed, env)}
+    if checkout:
+        runs[f"ours at {checkout}"] = lambda seed, env: run_ours(
+            model, epochs, seed, env, checkout / "bench" / "train_speed.py")
     if model == "mlp":
         for variant in ("plain", "tuned"):
-            runs[f"NumPy reference, {variant}"] = lambda seed, v=variant: run_reference(
+            runs[f"NumPy reference, {variant}"] = lambda seed, env, v=variant: run_reference(
                 [sys.executable, str(bench / "numpy_mlp.py"), "--variant", v, "--epochs",
-                 str(epochs), "--seeds", str(seed)], f"numpy_mnist10k_mlp_{v}")
+                 str(epochs), "--seeds", str(seed)], f"numpy_mnist10k_mlp_{v}", env)
     if torch_python:
-        runs["PyTorch 2.13 CPU"] = lambda seed: run_reference(
+        runs["PyTorch 2.13 CPU"] = lambda seed, env: run_reference(
             [torch_python, str(bench / "digits_torch.py"), "--data", "mnist10k", "--model",
-             model, "--epochs", str(epochs), "--seeds", str(seed)], f"torch_mnist10k_{model}")
+             model, "--epochs", str(epochs), "--seeds", str(seed)], f"torch_mnist10k_{model}",
+            env)
     return runs
+
+
+def print_table(model: str, epochs: int, rounds: int, kernels: list[str],
+                results: dict[str, dict[str, list[dict]]]) -> None:
+    """Markdown table: one row per contender, samples/s per kernel setting side by side."""
+    ours = "ours (model/)"
+    print(f"\n{model.upper()}, {epochs} epochs on 10,000 MNIST digits, batch 128, "
+          f"median of {rounds} interleaved rounds\n")
+    head = " | ".join(f"{k}: samples/s median (min-max) | acc" for k in kernels)
+    print(f"| implementation | {head} |")
+    print("|---|" + "---|---|" * len(kernels))
+    for name in results[kernels[0]]:
+        cells = []
+        for k in kernels:
+            res = results[k][name]
+            sps = [x["samples_per_s"] for x in res]
+            cells.append(f"{statistics.median(sps):,.0f} ({min(sps):,.0f}-{max(sps):,.0f}) | "
+                         f"{statistics.median(x['acc'] for x in res):.4f}")
+        print(f"| {name} | {' | '.join(cells)} |")
+    for k in kernels:
+        mine = statistics.median(x["samples_per_s"] for x in results[k][ours])
+        ratios = [f"{mine / statistics.median(x['samples_per_s'] for x in res):.2f}x {name}"
+                  for name, res in results[k].items() if name != ours]
+        kernel_names = sorted({x.get("kernel", "?") for x in results[k][ours]})
+        print(f"\n{k} ({'; '.join(kernel_names)}): ours = {', '.join(ratios) or '-'}")
 
 
 def main() -> None:
@@ -168,41 +249,48 @@ def main() -> None:
     ap.add_argument("--epochs-mlp", type=int, default=5)
     ap.add_argument("--epochs-cnn", type=int, default=2)
     ap.add_argument("--torch-python", help="python of a venv with torch==2.13.0")
+    ap.add_argument("--kernels", nargs="+", choices=list(KERNELS), default=list(KERNELS),
+                    help="OpenBLAS settings to run every round under (default: both)")
+    ap.add_argument("--forced-l2-size", help="also set OPENBLAS_L2_SIZE in the forced runs")
+    ap.add_argument("--checkout", type=Path,
+                    help="another checkout of this project to run as one more contender")
     ap.add_argument("--json", type=Path, help="also write all runs to this file")
     ap.add_argument("--worker", choices=["mlp", "cnn"], help=argparse.SUPPRESS)
     ap.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--max-wait", type=float, default=120.0,
+                    help="seconds our runs wait at most for a quiet machine (default 120)")
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.epochs, args.seed)))
+        max_wait = float(os.environ.get("TRAIN_SPEED_MAX_WAIT", args.max_wait))
+        print(json.dumps(worker(args.worker, args.epochs, args.seed, max_wait)))
         return
     if not (SHARED / "bench").is_dir():
         sys.exit(f"reference implementations not found in {SHARED / 'bench'}")
-    report: dict = {"machine": f"{platform.processor() or platform.machine()}, "
-                               f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-                               f"NumPy {np.__version__}",
+    report: dict = {"machine": f"{cpu_model()}, {os.cpu_count()} cores, "
+                               f"Python {platform.python_version()}, NumPy {np.__version__}",
                     "command": " ".join(sys.argv), "runs": {}}
+    envs = {k: {**kernel_env(k, args.forced_l2_size),
+                "TRAIN_SPEED_MAX_WAIT": str(args.max_wait), "TRAIN_SPEED_SHARED": str(SHARED)}
+            for k in args.kernels}
     for model in args.model:
         epochs = args.epochs_mlp if model == "mlp" else args.epochs_cnn
-        runs = contenders(model, epochs, args.torch_python)
-        results: dict[str, list[dict]] = {name: [] for name in runs}
-        names = list(runs)
+        runs = contenders(model, epochs, args.torch_python, args.checkout)
+        results = {k: {name: [] for name in runs} for k in args.kernels}
+        jobs = [(k, name) for k in args.kernels for name in runs]
         for r in range(args.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
-                res = runs[name](r)
-                results[name].append(res)
-                print(f"[{model} round {r + 1}] {name}: {res['samples_per_s']:,.0f} samples/s, "
-                      f"acc {res['acc']:.4f}", file=sys.stderr, flush=True)
+            for k, name in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:  # rotate the order
+                res = runs[name](r, envs[k])
+                results[k][name].append(res)
+                print(f"[{model} round {r + 1}, {k}] {name}: {res['samples_per_s']:,.0f} "
+                      f"samples/s, acc {res['acc']:.4f} {res.get('kernel', '')}",
+                      file=sys.stderr, flush=True)
         report["runs"][model] = results
-        print(f"\n{model.upper()}, {epochs} epochs on 10,000 MNIST digits, batch 128, "
-              f"median of {args.rounds} interleaved rounds\n")
-        print("| implementation | samples/s (median) | min | max | test accuracy (median) |")
-        print("|---|---|---|---|---|")
-        for name, res in results.items():
-            sps = [x["samples_per_s"] for x in res]
-            print(f"| {name} | {statistics.median(sps):,.0f} | {min(sps):,.0f} | "
-                  f"{max(sps):,.0f} | {statistics.median(x['acc'] for x in res):.4f} |")
-    print(f"\nmachine: {report['machine']}\ncommand: {report['command']}")
+        print_table(model, epochs, args.rounds, args.kernels, results)
+    forced = " ".join(f"{k}={v}" for k, v in KERNELS["forced"].items())
+    if args.forced_l2_size:
+        forced += f" OPENBLAS_L2_SIZE={args.forced_l2_size}"
+    print(f"\nmachine: {report['machine']}\nforced: {forced}\ncommand: {report['command']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 
