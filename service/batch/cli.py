@@ -21,7 +21,7 @@ from model.errors import DataError
 from ..config import Settings
 from .errors import BatchError, UsageError
 from .inputs import FORMATS, detect_format, open_source
-from .outputs import Writer, error_report_path, output_format
+from .outputs import error_report_path, open_writer, output_format
 from .scoring import LocalModel, ScoringModel, Summary, run
 
 #: Input values per chunk by default: small enough that a CNN's activations stay in cache
@@ -46,6 +46,10 @@ input formats (by extension, or --format):
                   of the 13 features or a list of 13 numbers; mnist, 784 numbers or 28
                   lists of 28. With a true value: {"instance": ..., "label": ...}, or a
                   housing object with a "MEDV" key.
+  .parquet        columns named as in CSV (housing: the 13 features, optionally MEDV;
+                  mnist: 784 pixel columns or one list column of 784 numbers, optionally
+                  'label'), read a row group's batches at a time. Nulls and text that is
+                  not a number are bad rows.
   IDX             images, raw or gzip (e.g. t10k-images-idx3-ubyte.gz); labels are read
                   from --labels or the sibling ...-labels-idx1-ubyte[.gz] file.
   CSV and JSON Lines may be gzip-compressed; blank lines are skipped.
@@ -53,6 +57,8 @@ input formats (by extension, or --format):
 output (by the extension of --output, written atomically; rows in input order):
   .csv            housing: row,prediction   mnist: row,label,p0,...,p9
   .jsonl          {"row": 0, "prediction": 23.4} / {"row": 0, "label": 7, "probabilities": [...]}
+  .parquet        the CSV's columns: row (int64), prediction (float32) / row, label
+                  (int64), p0..p9 (float32)
   row is the record number counted from 0 in file order (blank lines and the CSV header
   are not records; IDX: the image index). Rows that cannot be scored are listed in
   OUTPUT.errors.jsonl as {"row", "line" (text formats, counted from 1), "error",
@@ -105,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model version (default: the latest that loads; remote: the version "
                         "the service serves at the start)")
     p.add_argument("--input", type=Path, required=True, metavar="FILE",
-                   help="CSV, JSON Lines or IDX file")
+                   help="CSV, JSON Lines, IDX or Parquet file")
     p.add_argument("--output", type=Path, required=True, metavar="FILE",
-                   help="output file: .csv, or .jsonl/.ndjson")
+                   help="output file: .csv, .jsonl/.ndjson or .parquet")
     p.add_argument("--url", help="score through the service at URL (e.g. "
                                  "http://localhost:8000) instead of locally")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -144,7 +150,8 @@ def score(args: argparse.Namespace) -> Summary:
                         else "not a file")
     out_format = output_format(output)
     if out_format is None:
-        raise UsageError(f"--output {output}: the name must end in .csv, .jsonl or .ndjson")
+        raise UsageError(f"--output {output}: the name must end in .csv, .jsonl, .ndjson or "
+                         ".parquet")
     if not output.parent.is_dir():
         raise UsageError(f"--output {output}: folder {output.parent} does not exist")
     if output.resolve() == source_path.resolve():
@@ -175,7 +182,7 @@ def score(args: argparse.Namespace) -> Summary:
                                                  CHUNK_VALUES // model.interface.input_size))
     with threadpool_limits(1), open_source(source_path, fmt, model.interface,
                                            args.labels) as source:
-        writer = Writer(output, out_format, model.interface)
+        writer = open_writer(output, out_format, model.interface)
         bar = tqdm(total=source.total, unit=source.unit, unit_scale=True, file=sys.stderr,
                    desc=source_path.name, disable=None if args.progress is None
                    else not args.progress, leave=False)

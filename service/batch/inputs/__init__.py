@@ -1,4 +1,4 @@
-"""Input files of the batch scorer - CSV, JSON Lines, IDX - read in chunks of records.
+"""Input files of the batch scorer - CSV, JSON Lines, IDX, Parquet - read in chunks of records.
 
 A reader checks what it can before anything is scored (CSV header, IDX header and size,
 labels file) and raises DataError for a file it cannot use. A record it cannot read becomes
@@ -20,18 +20,23 @@ from model.interface import ModelInterface
 from .csv_reader import CsvSource
 from .idx_reader import IdxSource
 from .jsonl_reader import JsonlSource
+from .parquet_reader import ParquetSource
 from .source import GZIP_ERRORS, Chunk, RowError, Source
 
-__all__ = ["FORMATS", "Chunk", "CsvSource", "IdxSource", "JsonlSource", "RowError", "Source",
+__all__ = ["FORMATS", "Chunk", "CsvSource", "IdxSource", "JsonlSource", "ParquetSource", "RowError",
+           "Source",
            "detect_format", "open_source", "sibling_labels"]
 
-FORMATS = ("csv", "jsonl", "idx")
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = ("csv", "jsonl", "idx", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+             ".pq": "parquet"}
+PARQUET_MAGIC = b"PAR1"
 
 
 def detect_format(path: Path) -> str:
-    """csv, jsonl or idx from the name (.csv, .jsonl/.ndjson, optionally .gz; IDX names like
-    ``t10k-images-idx3-ubyte``) or else from the first bytes (IDX magic number)."""
+    """csv, jsonl, idx or parquet from the name (.csv, .jsonl/.ndjson, optionally .gz;
+    .parquet; IDX names like ``t10k-images-idx3-ubyte``) or else from the first bytes (IDX
+    or Parquet magic number)."""
     name = path.name.lower().removesuffix(".gz")
     suffix = Path(name).suffix
     if suffix in _SUFFIXES:
@@ -41,9 +46,11 @@ def detect_format(path: Path) -> str:
     head = _peek(path)
     if len(head) >= 4 and head[:2] == b"\0\0" and head[2] in DTYPES:
         return "idx"
-    raise DataError(path, "cannot tell the format from the name: expected .csv, .jsonl or "
-                          ".ndjson, or an IDX file (e.g. t10k-images-idx3-ubyte.gz); or "
-                          "name it with --format")
+    if head == PARQUET_MAGIC:
+        return "parquet"
+    raise DataError(path, "cannot tell the format from the name: expected .csv, .jsonl, "
+                          ".ndjson or .parquet, or an IDX file (e.g. "
+                          "t10k-images-idx3-ubyte.gz); or name it with --format")
 
 
 def _peek(path: Path) -> bytes:
@@ -63,12 +70,14 @@ def _peek(path: Path) -> bytes:
 def open_source(path: Path, fmt: str, sig: ModelInterface, labels: Path | None = None) -> Source:
     """Open ``path`` as ``fmt`` for a model of interface ``sig``; DataError if unusable."""
     if fmt != "idx" and labels is not None:
-        raise DataError(labels, "--labels is for IDX input; CSV and JSON Lines records carry "
-                                "their own labels")
+        raise DataError(labels, "--labels is for IDX input; CSV, JSON Lines and Parquet "
+                                "records carry their own labels")
     if fmt == "csv":
         return CsvSource(path, sig)
     if fmt == "jsonl":
         return JsonlSource(path, sig)
+    if fmt == "parquet":
+        return ParquetSource(path, sig)
     return IdxSource(path, sig, labels if labels is not None else sibling_labels(path))
 
 
