@@ -110,10 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", metavar="V",
                    help="model version (default: the latest that loads; remote: the version "
                         "the service serves at the start)")
-    p.add_argument("--input", type=Path, required=True, metavar="FILE",
-                   help="CSV, JSON Lines, IDX or Parquet file")
-    p.add_argument("--output", type=Path, required=True, metavar="FILE",
-                   help="output file: .csv, .jsonl/.ndjson or .parquet")
+    p.add_argument("--input", required=True, metavar="FILE",
+                   help="CSV, JSON Lines, IDX or Parquet file (Spark: any path or URI it "
+                        "reads, e.g. a folder of Parquet files or s3a://bucket/table)")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="output file: .csv, .jsonl/.ndjson or .parquet (Spark: a dataset "
+                        "folder or URI ending in .parquet or .csv)")
     p.add_argument("--url", help="score through the service at URL (e.g. "
                                  "http://localhost:8000) instead of locally")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -139,12 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a 429/502/503/504 answer, with exponential backoff (default: 5)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar on stderr (default: only on a terminal)")
+    spark = p.add_argument_group("Spark engine")
+    spark.add_argument("--engine", choices=("local", "spark"), default="local",
+                       help="local: this process (default); spark: a Spark job (pyspark, "
+                            "Java 17+), see docs/SPARK.md")
+    spark.add_argument("--master", metavar="URL",
+                       help="Spark master, e.g. local[4], spark://host:7077, yarn (default: "
+                            "spark-submit's --master, else local[*])")
+    spark.add_argument("--id-column", metavar="COL",
+                       help="Spark: an input column carried to the output and the error "
+                            "dataset as each row's key (default: row, the record number)")
     return p
 
 
 def score(args: argparse.Namespace) -> Summary:
     """Check the arguments, load the model, score the input; raise on failure."""
-    source_path, output = args.input, args.output
+    if args.engine == "spark":
+        from .spark.job import score_on_spark  # pyspark: only when asked for
+
+        local = _local_model(args)
+        summary = score_on_spark(args, local, _chunk_size(args, local))
+        _report(args, local.version, summary, f"on Spark ({summary.notes[0]})")
+        return summary
+    source_path, output = Path(args.input), Path(args.output)
     if not source_path.is_file():
         raise DataError(source_path, "no such file" if not source_path.exists()
                         else "not a file")
@@ -158,10 +177,11 @@ def score(args: argparse.Namespace) -> Summary:
         raise UsageError(f"--output {output} is the input file")
     if args.labels is not None and not args.labels.is_file():
         raise DataError(args.labels, "no such file")
+    if args.id_column is not None:
+        raise UsageError("--id-column is for --engine spark; the local engine numbers rows")
     fmt = args.format or detect_format(source_path)
     workers = args.workers or (REMOTE_WORKERS if args.url else min(os.cpu_count() or 1, 8))
     model: ScoringModel
-    notes: list[str] = []
     if args.url:
         from .remote import RemoteModel  # requests: only when needed
 
@@ -169,17 +189,11 @@ def score(args: argparse.Namespace) -> Summary:
                             retries=args.retries, workers=workers,
                             max_rows=args.chunk_size or MAX_CHUNK)
     else:
-        local = LocalModel(args.artifacts, args.model, args.version)
-        notes = [f"warning: {args.model} {note}; scoring with version {local.version}"
-                 for note in local.skipped]
-        model = local
-    for note in notes:
-        print(note, file=sys.stderr)
+        model = _local_model(args)
     # One BLAS thread, as in every service worker: outputs are then bitwise the service's
     # (OpenBLAS may split a convolution differently between threads). Parallelism comes
     # from scoring chunks in threads.
-    chunk_size = args.chunk_size or max(16, min(MAX_CHUNK,
-                                                 CHUNK_VALUES // model.interface.input_size))
+    chunk_size = _chunk_size(args, model)
     with threadpool_limits(1), open_source(source_path, fmt, model.interface,
                                            args.labels) as source:
         writer = open_writer(output, out_format, model.interface)
@@ -196,17 +210,35 @@ def score(args: argparse.Namespace) -> Summary:
         finally:
             bar.close()
     summary.errors_path = error_report_path(output) if summary.failed else None
-    where = f"through {args.url}" if args.url else "locally"
+    _report(args, model.version, summary, f"through {args.url}" if args.url else "locally")
+    return summary
+
+
+def _local_model(args: argparse.Namespace) -> LocalModel:
+    """The model from --artifacts, with a warning for each newer version that did not load."""
+    local = LocalModel.find(args.artifacts, args.model, args.version)
+    for note in local.skipped:
+        print(f"warning: {args.model} {note}; scoring with version {local.version}",
+              file=sys.stderr)
+    return local
+
+
+def _chunk_size(args: argparse.Namespace, model: ScoringModel) -> int:
+    """--chunk-size, or about CHUNK_VALUES input values a chunk."""
+    return args.chunk_size or max(16, min(MAX_CHUNK, CHUNK_VALUES // model.interface.input_size))
+
+
+def _report(args: argparse.Namespace, version: int, summary: Summary, where: str) -> None:
+    """The summary line on stderr, the metrics on stdout."""
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     print(f"scored {summary.scored} of {summary.rows} rows with {args.model} version "
-          f"{model.version} {where} in {summary.seconds:.2f} s ({rate:,.0f} rows/s); "
-          f"wrote {output}", file=sys.stderr)
+          f"{version} {where} in {summary.seconds:.2f} s ({rate:,.0f} rows/s); "
+          f"wrote {args.output}", file=sys.stderr)
     if summary.metrics is not None:
         if summary.unlabelled:
             print(f"note: {summary.unlabelled} scored rows have no usable true value; the "
                   f"metrics cover the other {summary.metrics['n']}", file=sys.stderr)
         print(orjson.dumps(summary.metrics).decode())
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from model.interface import ModelInterface, Prediction
 from .inputs import RowError
 from .tables import output_schema, prediction_arrays
 
+#: the error report's name: the output's, with this appended
+ERRORS_SUFFIX = ".errors.jsonl"
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -47,7 +49,7 @@ def output_format(path: Path) -> str | None:
 
 def error_report_path(output: Path) -> Path:
     """``<output>.errors.jsonl``."""
-    return output.with_name(output.name + ".errors.jsonl")
+    return output.with_name(output.name + ERRORS_SUFFIX)
 
 
 class AtomicFile:
