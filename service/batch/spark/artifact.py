@@ -1,6 +1,8 @@
-"""How a model reaches Spark's executors: the driver adds the artifact's version folder to
-the job (``SparkContext.addFile``), each Python worker loads its copy once, checking the
-weights' sha256 as every loader does, and keeps it for the tasks that follow."""
+"""How a model reaches Spark's executors: the driver zips the artifact's version folder and
+adds it to the job as an archive (``SparkContext.addArchive``: a cluster's executors fetch it
+from the driver and unpack it; a local folder cannot be added to a cluster's job as is),
+each Python worker loads its copy once, checking the weights' sha256 as every loader does,
+and keeps it for the tasks that follow."""
 
 from __future__ import annotations
 
@@ -26,19 +28,20 @@ class ShippedModel:
 
     name: str
     version: int
-    #: the folder's name among the job's files (unique per shipment)
+    #: the archive's name among the job's files (unique per shipment): the folder it
+    #: unpacks to on every executor
     file: str
 
 
 def ship(sc: SparkContext, model: LocalModel) -> ShippedModel:
     """Add ``model``'s version folder to the job under a name no other shipment uses (two
     models' folders may both be called ``1``)."""
-    file = f"{model.name}-{model.version}-{secrets.token_hex(4)}"
+    name = f"{model.name}-{model.version}-{secrets.token_hex(4)}"
     staging = Path(tempfile.mkdtemp(prefix="spark-model-"))
     atexit.register(shutil.rmtree, staging, True)  # served to executors until the end
-    shutil.copytree(model.path, staging / file)
-    sc.addFile(str(staging / file), recursive=True)
-    return ShippedModel(model.name, model.version, file)
+    archive = shutil.make_archive(str(staging / name), "zip", root_dir=model.path)
+    sc.addArchive(archive)
+    return ShippedModel(model.name, model.version, Path(archive).name)
 
 
 _LOADED: dict[str, LocalModel] = {}

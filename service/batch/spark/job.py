@@ -115,7 +115,9 @@ def _first_line(exc: BaseException) -> str:
 def _cause(exc: BaseException) -> str:
     """The innermost error a failed job reports (a worker's traceback ends with it)."""
     lines = str(exc).strip().splitlines()
-    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Failure): ", line)]
+    raised = [m[1] for line in lines
+              if (m := re.match(r"^(?:: |Caused by: )?([\w.$]+(?:Error|Exception|Failure): .*)",
+                                line))]
     return raised[-1] if raised else _first_line(exc)
 
 
@@ -140,8 +142,8 @@ def with_positions(df: DataFrame) -> DataFrame:
 def score_on_spark(args: argparse.Namespace, model: LocalModel, batch_rows: int) -> Summary:
     """Run the job; the output and error dataset are in place when it returns."""
     fmt, out_format = check(args)
-    started = time.perf_counter()
     spark, created = session(args.master, batch_rows)
+    started = time.perf_counter()  # as locally: the scoring, not the engine's start
     try:
         return _score(spark, args, model, fmt, out_format, started)
     finally:
