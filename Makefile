@@ -54,9 +54,12 @@ bench-train: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
 
-# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
+# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally;
+# then Parquet (10,000,000 housing rows, 70,000 digits): local vs Spark local[2] vs a
+# two-worker standalone cluster on 127.0.0.1 (needs Java 17+).
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+	$(BIN)/python bench/spark_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
