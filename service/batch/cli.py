@@ -65,6 +65,8 @@ output (by the extension of --output, written atomically; rows in input order):
   "details" (the service's per-field messages)}; a stale report is removed when all
   rows are scored. Metrics (if the input has true values) are printed to stdout as JSON,
   a summary to stderr.
+  --engine spark: the output is a Parquet or CSV dataset folder (part files in input
+  order), the error report a folder of JSON Lines without "line"; see docs/SPARK.md.
 
 exit codes:
   0  every row was scored
@@ -78,6 +80,8 @@ examples:
   python -m service.batch --model housing --input houses.csv --output prices.jsonl
   python -m service.batch --model housing --version 2 --input rows.jsonl --output out.csv \\
       --url http://localhost:8000
+  python -m service.batch --engine spark --master 'local[4]' --model housing \\
+      --input hdfs:///data/houses/ --output hdfs:///scores/prices.parquet --id-column house_id
 """
 
 
