@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	python3-venv" >&2; exit 1; }
 	"$(PYTHON)" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -84,9 +84,12 @@ bench-serve: $(STAMP)
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_load.py
 
-# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally.
+# Batch scoring: the MNIST test set (IDX) and a generated 1,000,000-row housing CSV, locally;
+# then Parquet (10,000,000 housing rows, 70,000 digits): local vs Spark local[2] vs a
+# two-worker standalone cluster on 127.0.0.1 (needs Java 17+).
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_speed.py
+	$(BIN)/python bench/spark_speed.py
 
 # Inference beside onnxruntime on the exported graphs (one thread each), both models.
 bench-onnx: $(STAMP)

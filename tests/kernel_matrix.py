@@ -22,8 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_readme.py", "tests/test_tolerance.py", "tests/model", "tests/service",
-         # timing and load behaviour, not numbers: once, in `make test`, is enough
-         "--ignore-glob=*test_hardening_*"]
+         # timing and load behaviour, not numbers: once, in `make test`, is enough; Spark
+         # runs the same scoring code in JVM-started workers that minutes of start-up cost
+         "--ignore-glob=*test_hardening_*", "--ignore-glob=*spark*"]
 KERNELS = ["SkylakeX", "Sandybridge"]
 # The CPU flag each kernel's instructions need: forcing a kernel the CPU lacks crashes.
 NEEDS = {"SkylakeX": "avx512f", "Cooperlake": "avx512_bf16", "Haswell": "avx2",

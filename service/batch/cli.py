@@ -21,7 +21,7 @@ from model.errors import DataError
 from ..config import Settings
 from .errors import BatchError, UsageError
 from .inputs import FORMATS, detect_format, open_source
-from .outputs import Writer, error_report_path, output_format
+from .outputs import error_report_path, open_writer, output_format
 from .scoring import LocalModel, ScoringModel, Summary, run
 
 #: Input values per chunk by default: small enough that a CNN's activations stay in cache
@@ -46,6 +46,10 @@ input formats (by extension, or --format):
                   of the 13 features or a list of 13 numbers; mnist, 784 numbers or 28
                   lists of 28. With a true value: {"instance": ..., "label": ...}, or a
                   housing object with a "MEDV" key.
+  .parquet        columns named as in CSV (housing: the 13 features, optionally MEDV;
+                  mnist: 784 pixel columns or one list column of 784 numbers, optionally
+                  'label'), read a row group's batches at a time. Nulls and text that is
+                  not a number are bad rows.
   IDX             images, raw or gzip (e.g. t10k-images-idx3-ubyte.gz); labels are read
                   from --labels or the sibling ...-labels-idx1-ubyte[.gz] file.
   folder, .zip    picture files (PNG, JPEG, GIF, BMP, WebP) for mnist, prepared as the
@@ -57,12 +61,16 @@ input formats (by extension, or --format):
 output (by the extension of --output, written atomically; rows in input order):
   .csv            housing: row,prediction   mnist: row,label,p0,...,p9
   .jsonl          {"row": 0, "prediction": 23.4} / {"row": 0, "label": 7, "probabilities": [...]}
+  .parquet        the CSV's columns: row (int64), prediction (float32) / row, label
+                  (int64), p0..p9 (float32)
   row is the record number counted from 0 in file order (blank lines and the CSV header
   are not records; IDX: the image index). Rows that cannot be scored are listed in
   OUTPUT.errors.jsonl as {"row", "line" (text formats, counted from 1), "error",
   "details" (the service's per-field messages)}; a stale report is removed when all
   rows are scored. Metrics (if the input has true values) are printed to stdout as JSON,
   a summary to stderr.
+  --engine spark: the output is a Parquet or CSV dataset folder (part files in input
+  order), the error report a folder of JSON Lines without "line"; see docs/SPARK.md.
 
 exit codes:
   0  every row was scored
@@ -76,6 +84,8 @@ examples:
   python -m service.batch --model housing --input houses.csv --output prices.jsonl
   python -m service.batch --model housing --version 2 --input rows.jsonl --output out.csv \\
       --url http://localhost:8000
+  python -m service.batch --engine spark --master 'local[4]' --model housing \\
+      --input hdfs:///data/houses/ --output hdfs:///scores/prices.parquet --id-column house_id
 """
 
 
@@ -108,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", metavar="V",
                    help="model version (default: the latest that loads; remote: the version "
                         "the service serves at the start)")
-    p.add_argument("--input", type=Path, required=True, metavar="FILE",
-                   help="CSV, JSON Lines or IDX file")
-    p.add_argument("--output", type=Path, required=True, metavar="FILE",
-                   help="output file: .csv, or .jsonl/.ndjson")
+    p.add_argument("--input", required=True, metavar="FILE",
+                   help="CSV, JSON Lines, IDX or Parquet file (Spark: any path or URI it "
+                        "reads, e.g. a folder of Parquet files or s3a://bucket/table)")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="output file: .csv, .jsonl/.ndjson or .parquet (Spark: a dataset "
+                        "folder or URI ending in .parquet or .csv)")
     p.add_argument("--url", help="score through the service at URL (e.g. "
                                  "http://localhost:8000) instead of locally")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
@@ -138,29 +150,48 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a 429/502/503/504 answer, with exponential backoff (default: 5)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar on stderr (default: only on a terminal)")
+    spark = p.add_argument_group("Spark engine")
+    spark.add_argument("--engine", choices=("local", "spark"), default="local",
+                       help="local: this process (default); spark: a Spark job (pyspark, "
+                            "Java 17+), see docs/SPARK.md")
+    spark.add_argument("--master", metavar="URL",
+                       help="Spark master, e.g. local[4], spark://host:7077, yarn (default: "
+                            "spark-submit's --master, else local[*])")
+    spark.add_argument("--id-column", metavar="COL",
+                       help="Spark: an input column carried to the output and the error "
+                            "dataset as each row's key (default: row, the record number)")
     return p
 
 
 def score(args: argparse.Namespace) -> Summary:
     """Check the arguments, load the model, score the input; raise on failure."""
-    source_path, output = args.input, args.output
+    if args.engine == "spark":
+        from .spark.job import score_on_spark  # pyspark: only when asked for
+
+        local = _local_model(args)
+        summary = score_on_spark(args, local, _chunk_size(args, local))
+        _report(args, local.version, summary, f"on Spark ({summary.notes[0]})")
+        return summary
+    source_path, output = Path(args.input), Path(args.output)
     if not source_path.is_file() and not (source_path.is_dir() and args.format in (
             None, "images")):
         raise DataError(source_path, "no such file" if not source_path.exists()
                         else "not a file")
     out_format = output_format(output)
     if out_format is None:
-        raise UsageError(f"--output {output}: the name must end in .csv, .jsonl or .ndjson")
+        raise UsageError(f"--output {output}: the name must end in .csv, .jsonl, .ndjson or "
+                         ".parquet")
     if not output.parent.is_dir():
         raise UsageError(f"--output {output}: folder {output.parent} does not exist")
     if output.resolve() == source_path.resolve():
         raise UsageError(f"--output {output} is the input file")
     if args.labels is not None and not args.labels.is_file():
         raise DataError(args.labels, "no such file")
+    if args.id_column is not None:
+        raise UsageError("--id-column is for --engine spark; the local engine numbers rows")
     fmt = args.format or detect_format(source_path)
     workers = args.workers or (REMOTE_WORKERS if args.url else min(os.cpu_count() or 1, 8))
     model: ScoringModel
-    notes: list[str] = []
     if args.url:
         from .remote import RemoteModel  # requests: only when needed
 
@@ -168,20 +199,14 @@ def score(args: argparse.Namespace) -> Summary:
                             retries=args.retries, workers=workers,
                             max_rows=args.chunk_size or MAX_CHUNK)
     else:
-        local = LocalModel(args.artifacts, args.model, args.version)
-        notes = [f"warning: {args.model} {note}; scoring with version {local.version}"
-                 for note in local.skipped]
-        model = local
-    for note in notes:
-        print(note, file=sys.stderr)
+        model = _local_model(args)
     # One BLAS thread, as in every service worker: outputs are then bitwise the service's
     # (OpenBLAS may split a convolution differently between threads). Parallelism comes
     # from scoring chunks in threads.
-    chunk_size = args.chunk_size or max(16, min(MAX_CHUNK,
-                                                 CHUNK_VALUES // model.interface.input_size))
+    chunk_size = _chunk_size(args, model)
     with threadpool_limits(1), open_source(source_path, fmt, model.interface,
                                            args.labels) as source:
-        writer = Writer(output, out_format, model.interface)
+        writer = open_writer(output, out_format, model.interface)
         bar = tqdm(total=source.total, unit=source.unit, unit_scale=True, file=sys.stderr,
                    desc=source_path.name, disable=None if args.progress is None
                    else not args.progress, leave=False)
@@ -195,17 +220,35 @@ def score(args: argparse.Namespace) -> Summary:
         finally:
             bar.close()
     summary.errors_path = error_report_path(output) if summary.failed else None
-    where = f"through {args.url}" if args.url else "locally"
+    _report(args, model.version, summary, f"through {args.url}" if args.url else "locally")
+    return summary
+
+
+def _local_model(args: argparse.Namespace) -> LocalModel:
+    """The model from --artifacts, with a warning for each newer version that did not load."""
+    local = LocalModel.find(args.artifacts, args.model, args.version)
+    for note in local.skipped:
+        print(f"warning: {args.model} {note}; scoring with version {local.version}",
+              file=sys.stderr)
+    return local
+
+
+def _chunk_size(args: argparse.Namespace, model: ScoringModel) -> int:
+    """--chunk-size, or about CHUNK_VALUES input values a chunk."""
+    return args.chunk_size or max(16, min(MAX_CHUNK, CHUNK_VALUES // model.interface.input_size))
+
+
+def _report(args: argparse.Namespace, version: int, summary: Summary, where: str) -> None:
+    """The summary line on stderr, the metrics on stdout."""
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     print(f"scored {summary.scored} of {summary.rows} rows with {args.model} version "
-          f"{model.version} {where} in {summary.seconds:.2f} s ({rate:,.0f} rows/s); "
-          f"wrote {output}", file=sys.stderr)
+          f"{version} {where} in {summary.seconds:.2f} s ({rate:,.0f} rows/s); "
+          f"wrote {args.output}", file=sys.stderr)
     if summary.metrics is not None:
         if summary.unlabelled:
             print(f"note: {summary.unlabelled} scored rows have no usable true value; the "
                   f"metrics cover the other {summary.metrics['n']}", file=sys.stderr)
         print(orjson.dumps(summary.metrics).decode())
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,11 @@
-"""Output files of the batch scorer: predictions (CSV or JSON Lines), the error report, and
-the metrics when the input carries true values.
+"""Output files of the batch scorer: predictions (CSV, JSON Lines or Parquet), the error
+report, and the metrics when the input carries true values.
 
 Both files are written under temporary names beside their targets and renamed into place
 only when the whole input has been scored, so a failed or interrupted run leaves no partial
 output. Numbers are float32 written by orjson in the shortest form that reads back as the
 same float32 - the service's format, so local and remote runs write identical bytes.
+Parquet holds the same columns as CSV (``tables``), the numbers as float32 themselves.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from typing import IO
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from model.interface import ModelInterface, Prediction
 
 from .inputs import RowError
+from .tables import output_schema, prediction_arrays
 
-OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+#: the error report's name: the output's, with this appended
+ERRORS_SUFFIX = ".errors.jsonl"
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -37,13 +43,13 @@ def _line_template(fmt: str, iface: ModelInterface) -> bytes:
 
 
 def output_format(path: Path) -> str | None:
-    """csv or jsonl by the output file's extension, None if neither."""
+    """csv, jsonl or parquet by the output file's extension, None if none of them."""
     return OUTPUT_FORMATS.get(path.suffix.lower())
 
 
 def error_report_path(output: Path) -> Path:
     """``<output>.errors.jsonl``."""
-    return output.with_name(output.name + ".errors.jsonl")
+    return output.with_name(output.name + ERRORS_SUFFIX)
 
 
 class AtomicFile:
@@ -56,10 +62,14 @@ class AtomicFile:
         self._file: IO[bytes] | None = None
 
     def write(self, data: bytes) -> None:
+        self.handle().write(data)
+
+    def handle(self) -> IO[bytes]:
+        """The temporary file, created on first use."""
         if self._file is None:
             # "x": a new file with the usual permissions (umask), never someone else's
             self._file = open(self.temp, "xb", buffering=1 << 20)  # noqa: SIM115
-        self._file.write(data)
+        return self._file
 
     @property
     def started(self) -> bool:
@@ -103,6 +113,9 @@ class Writer:
         self.errors = AtomicFile(error_report_path(path))
         self.scored = 0
         self.failed = 0
+        self.sig = sig
+        if fmt == "parquet":
+            return
         #: one output line from the row's fields as orjson writes them
         self.line = _line_template(fmt, sig)
         if fmt == "csv":
@@ -119,6 +132,9 @@ class Writer:
         if prediction is None or len(rows) == 0:
             return
         self.scored += len(rows)
+        self._write_rows(rows, prediction)
+
+    def _write_rows(self, rows: np.ndarray, prediction: Prediction) -> None:
         if self.classification:
             columns = [_tokens(rows), _tokens(prediction.labels),
                        _row_tokens(prediction.probabilities)]
@@ -131,15 +147,45 @@ class Writer:
     def commit(self) -> None:
         """Put the output (and the error report, if any row failed) in place; remove an
         error report an earlier run left when no row failed."""
+        self._close()
         self.out.commit()
         if self.errors.started:
             self.errors.commit()
         else:
             self.errors.path.unlink(missing_ok=True)
 
+    def _close(self) -> None:
+        """Finish the output's content (a table format's footer)."""
+
     def discard(self) -> None:
         self.out.discard()
         self.errors.discard()
+
+
+class ParquetWriter(Writer):
+    """A Writer of Parquet: one row group per written chunk, columns as in ``tables``."""
+
+    def __init__(self, path: Path, sig: ModelInterface) -> None:
+        super().__init__(path, "parquet", sig)
+        self._schema = output_schema(sig, pa.field("row", pa.int64()))
+        self._table: pq.ParquetWriter | None = None
+
+    def _parquet(self) -> pq.ParquetWriter:
+        if self._table is None:
+            self._table = pq.ParquetWriter(self.out.handle(), self._schema)
+        return self._table
+
+    def _write_rows(self, rows: np.ndarray, prediction: Prediction) -> None:
+        arrays = [pa.array(rows, pa.int64()), *prediction_arrays(self.sig, prediction)]
+        self._parquet().write_batch(pa.record_batch(arrays, schema=self._schema))
+
+    def _close(self) -> None:
+        self._parquet().close()
+
+
+def open_writer(path: Path, fmt: str, sig: ModelInterface) -> Writer:
+    """The writer of ``fmt`` (csv, jsonl or parquet) at ``path``."""
+    return ParquetWriter(path, sig) if fmt == "parquet" else Writer(path, fmt, sig)
 
 
 class TargetMetrics:

@@ -21,7 +21,7 @@ import numpy as np
 from model.interface import ModelInterface, Prediction
 
 from ..core.errors import NotFound, NotReady, first_message
-from ..core.registry import load_one
+from ..core.registry import ModelVersion, load_one, load_version
 from ..core.screening import screen_instances, screen_rows
 from .errors import UsageError
 from .inputs import Chunk, RowError, Source
@@ -41,9 +41,20 @@ class ScoringModel(Protocol):
 
 
 class LocalModel:
-    """A model version loaded from an artifacts folder, predicted as the service does."""
+    """A model version loaded from its artifact folder, predicted as the service does."""
 
-    def __init__(self, artifacts: Path, name: str, version: str | None) -> None:
+    def __init__(self, mv: ModelVersion, skipped: list[str] | None = None) -> None:
+        if mv.predictor is None or mv.interface is None:
+            raise UsageError(f"model {mv.name!r} version {mv.version} did not load: {mv.error}")
+        self.name, self.version = mv.name, mv.version
+        self.interface: ModelInterface = mv.interface
+        self.path = mv.path
+        self.skipped = skipped or []
+        self._predictor = mv.predictor
+
+    @classmethod
+    def find(cls, artifacts: Path, name: str, version: str | None) -> LocalModel:
+        """The named version in an artifacts folder, or the latest that loads."""
         if not artifacts.is_dir():
             raise UsageError(f"artifacts folder {artifacts} does not exist (give --artifacts "
                              "or set SERVICE_ARTIFACTS_DIR)")
@@ -51,15 +62,16 @@ class LocalModel:
             mv, failed = load_one(artifacts, name, version)
         except (NotFound, NotReady) as exc:
             raise UsageError(f"{exc.message} (in {artifacts})") from None
-        self.name, self.version = name, mv.version
-        self.interface: ModelInterface = mv.interface  # type: ignore[assignment]
-        self.path = mv.path
-        self.skipped = [f"version {v.version} did not load: {v.error}"
-                        for v in reversed(failed)]
-        self._predictor = mv.predictor
+        return cls(mv, [f"version {v.version} did not load: {v.error}"
+                        for v in reversed(failed)])
+
+    @classmethod
+    def folder(cls, name: str, version: int, path: Path) -> LocalModel:
+        """One version folder wherever it is (a Spark worker's copy), checked as it loads."""
+        return cls(load_version(name, version, path))
 
     def predict(self, x: np.ndarray) -> tuple[Prediction, dict[int, Any]]:
-        return self._predictor.infer(x), {}  # type: ignore[union-attr]
+        return self._predictor.infer(x), {}
 
 
 @dataclass
@@ -106,7 +118,7 @@ class Summary:
     seconds: float = 0.0
     metrics: dict[str, float | int] | None = None
     unlabelled: int = 0
-    errors_path: Path | None = None
+    errors_path: Path | str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -1,5 +1,5 @@
-"""Input files of the batch scorer - CSV, JSON Lines, IDX, a folder or zip of pictures - read
-in chunks of records.
+"""Input files of the batch scorer - CSV, JSON Lines, IDX, Parquet, a folder or zip of
+pictures - read in chunks of records.
 
 A reader checks what it can before anything is scored (CSV header, IDX header and size,
 labels file) and raises DataError for a file it cannot use. A record it cannot read becomes
@@ -22,19 +22,23 @@ from .csv_reader import CsvSource
 from .idx_reader import IdxSource
 from .image_reader import ImageSource, is_picture_collection
 from .jsonl_reader import JsonlSource
+from .parquet_reader import ParquetSource
 from .source import GZIP_ERRORS, Chunk, RowError, Source
 
 __all__ = ["FORMATS", "Chunk", "CsvSource", "IdxSource", "ImageSource", "JsonlSource",
-           "RowError", "Source", "detect_format", "open_source", "sibling_labels"]
+           "ParquetSource", "RowError", "Source", "detect_format", "open_source",
+           "sibling_labels"]
 
-FORMATS = ("csv", "jsonl", "idx", "images")
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = ("csv", "jsonl", "idx", "parquet", "images")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+             ".pq": "parquet"}
+PARQUET_MAGIC = b"PAR1"
 
 
 def detect_format(path: Path) -> str:
-    """csv, jsonl, idx or images from the name (.csv, .jsonl/.ndjson, optionally .gz; IDX
-    names like ``t10k-images-idx3-ubyte``; a folder or .zip of pictures) or else from the
-    first bytes (IDX magic number)."""
+    """csv, jsonl, idx, parquet or images from the name (.csv, .jsonl/.ndjson, optionally
+    .gz; .parquet; IDX names like ``t10k-images-idx3-ubyte``; a folder or .zip of pictures)
+    or else from the first bytes (IDX or Parquet magic number)."""
     if is_picture_collection(path):
         return "images"
     name = path.name.lower().removesuffix(".gz")
@@ -46,9 +50,11 @@ def detect_format(path: Path) -> str:
     head = _peek(path)
     if len(head) >= 4 and head[:2] == b"\0\0" and head[2] in DTYPES:
         return "idx"
-    raise DataError(path, "cannot tell the format from the name: expected .csv, .jsonl or "
-                          ".ndjson, or an IDX file (e.g. t10k-images-idx3-ubyte.gz); or "
-                          "name it with --format")
+    if head == PARQUET_MAGIC:
+        return "parquet"
+    raise DataError(path, "cannot tell the format from the name: expected .csv, .jsonl, "
+                          ".ndjson or .parquet, or an IDX file (e.g. "
+                          "t10k-images-idx3-ubyte.gz); or name it with --format")
 
 
 def _peek(path: Path) -> bytes:
@@ -68,12 +74,14 @@ def _peek(path: Path) -> bytes:
 def open_source(path: Path, fmt: str, sig: ModelInterface, labels: Path | None = None) -> Source:
     """Open ``path`` as ``fmt`` for a model of interface ``sig``; DataError if unusable."""
     if fmt not in ("idx", "images") and labels is not None:
-        raise DataError(labels, "--labels is for IDX and picture input; CSV and JSON Lines "
-                                "records carry their own labels")
+        raise DataError(labels, "--labels is for IDX and picture input; CSV, JSON Lines and "
+                                "Parquet records carry their own labels")
     if fmt == "csv":
         return CsvSource(path, sig)
     if fmt == "jsonl":
         return JsonlSource(path, sig)
+    if fmt == "parquet":
+        return ParquetSource(path, sig)
     if fmt == "images":
         return ImageSource(path, sig, labels)
     return IdxSource(path, sig, labels if labels is not None else sibling_labels(path))

@@ -32,7 +32,8 @@ class CsvSource(TextSource):
         try:
             header = self._header()
             self.names = [c.strip() for c in header]
-            self.columns, self.target = plan_columns(self.names, sig, path, self.line)
+            self.columns, self.target = plan_columns(self.names, sig, path,
+                                                     f"line {self.line} (header)")
         except BaseException:
             self.close()
             raise
@@ -154,17 +155,17 @@ def _diagnose(line: str, names: list[str]) -> str:
     return "cannot read the line as numbers"
 
 
-def plan_columns(names: list[str], sig: ModelInterface, path: Path,
-                 line: int) -> tuple[list[int], int | None]:
+def plan_columns(names: list[str], sig: ModelInterface, path: Path | str,
+                 record: str) -> tuple[list[int], int | None]:
     """(the column of each model input, in input order; the target column or None).
 
     Tabular models: the header names every feature once, in any order, and optionally the
     target (the model's output name, e.g. MEDV); no other columns. Image models: an optional
     ``label`` column and exactly input_size pixel columns, in row-major order - or named
     ``pixel0``..``pixel783`` (or from ``pixel1``) or ``1x1``..``28x28`` (row x column), in
-    which case they may come in any order.
+    which case they may come in any order. ``record`` says where the names were read
+    (e.g. "line 1 (header)"), for the errors.
     """
-    record = f"line {line} (header)"
     if all(_is_number(n) for n in names):
         raise DataError(path, "the first line holds numbers, not column names: a CSV file "
                               "needs a header line", record)
@@ -195,7 +196,7 @@ def plan_columns(names: list[str], sig: ModelInterface, path: Path,
     return [pixels[k] for k in order], target_col
 
 
-def _pixel_order(names: list[str], shape: tuple[int, ...], path: Path,
+def _pixel_order(names: list[str], shape: tuple[int, ...], path: Path | str,
                  record: str) -> list[int]:
     """Positions of the pixel columns in row-major order, from their names if they follow
     a numbering scheme, else as they come."""

@@ -368,7 +368,7 @@ def test_unusable_inputs_exit_2_and_write_nothing(capsys, artifacts, tmp_path, m
 
 @pytest.mark.parametrize("args, fragment", [
     (["--version", "7"], "model 'housing' has no version '7'; versions: 1"),
-    (["--output", "{tmp}/out.txt"], "must end in .csv, .jsonl or .ndjson"),
+    (["--output", "{tmp}/out.txt"], "must end in .csv, .jsonl, .ndjson or .parquet"),
     (["--output", "{tmp}/missing/out.csv"], "does not exist"),
     (["--output", "{tmp}/ok.csv"], "is the input file"),
     (["--artifacts", "{tmp}/none"], "artifacts folder"),

@@ -1,0 +1,230 @@
+"""``python -m service.batch --engine spark``: the batch scorer as a Spark job, with the local
+engine's outputs, metrics, error report and exit codes.
+
+The driver checks the model (exit 2 before Spark starts if it is missing), reads the input
+with Spark, numbers the rows in input order (or takes ``--id-column``), ships the artifact
+and lets Python workers score Arrow batches (``worker``); it then computes the metrics
+distributed and writes the output and the error dataset under temporary names, renamed
+into place at the end (``paths``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from model.errors import DataError
+from model.interface import ModelInterface
+
+from ..errors import BatchError, UsageError
+from ..inputs.arrow_batches import plan_arrow
+from ..outputs import ERRORS_SUFFIX, TargetMetrics
+from ..scoring import LocalModel, Summary
+from ..tables import prediction_fields
+from .artifact import ship
+from .paths import HadoopFiles, Staging, sibling
+from .worker import ERROR, TARGET, ScoringTask, result_schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+ROW = "row"
+#: Spark readers by input format; CSV cells arrive as text and are parsed as locally
+READERS = {"parquet": "parquet", "csv": "csv", "jsonl": "json"}
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+             ".ndjson": "jsonl", ".json": "jsonl"}
+OUTPUTS = {".parquet": "parquet", ".csv": "csv"}
+_PARTITION_BITS = 33  # monotonically_increasing_id: partition index << 33 | row in partition
+
+
+class SparkFailure(BatchError):
+    """The Spark job failed (an executor lost, a file gone mid-way): exit 1, one line."""
+
+
+def _suffix(path: str) -> str:
+    name = path.rstrip("/").rpartition("/")[2].lower().removesuffix(".gz")
+    return os.path.splitext(name)[1]
+
+
+def _is_local(path: str) -> bool:
+    return not re.match(r"^[a-zA-Z][\w+.-]*://", path)
+
+
+def check(args: argparse.Namespace) -> tuple[str, str]:
+    """(input format, output format) of a Spark run, or UsageError / DataError."""
+    for option, value in (("--url", args.url), ("--labels", args.labels),
+                          ("--workers", args.workers)):
+        if value is not None:
+            raise UsageError(f"{option} is not for --engine spark (Spark's parallelism is its "
+                             "executors: --master local[N], or the cluster's executor cores)")
+    if args.format == "idx":
+        raise UsageError("--engine spark reads Parquet, CSV and JSON Lines, not IDX")
+    fmt = args.format or _SUFFIXES.get(_suffix(args.input), "parquet")
+    out_format = OUTPUTS.get(_suffix(args.output))
+    if out_format is None:
+        raise UsageError(f"--output {args.output}: with --engine spark the name must end in "
+                         ".parquet or .csv (a dataset folder)")
+    if args.output.rstrip("/") == args.input.rstrip("/"):
+        raise UsageError(f"--output {args.output} is the input")
+    if _is_local(args.input) and not os.path.exists(args.input.removeprefix("file:")):
+        raise DataError(args.input, "no such file or folder")
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if _is_local(args.output) and not os.path.isdir(parent):
+        raise UsageError(f"--output {args.output}: folder {parent} does not exist")
+    return fmt, out_format
+
+
+def session(master: str | None, batch_rows: int) -> tuple[SparkSession, bool]:
+    """The active Spark session (a test's, a notebook's) or a new one; True if new."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    created = spark is None
+    if spark is None:
+        # Python workers run this interpreter (its packages) unless the user chose one.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.appName("service.batch") \
+            .config("spark.ui.showConsoleProgress", "false")
+        if master:
+            builder = builder.master(master)
+        spark = builder.getOrCreate()
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+    return spark, created
+
+
+def read_input(spark: SparkSession, path: str, fmt: str) -> DataFrame:
+    """The input as a DataFrame; DataError for a path or file Spark cannot read."""
+    from pyspark.errors import AnalysisException
+
+    reader = spark.read.option("header", "true") if fmt == "csv" else spark.read
+    try:
+        return getattr(reader, READERS[fmt])(path)
+    except AnalysisException as exc:
+        raise DataError(path, _first_line(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error a failed job reports (a worker's traceback ends with it)."""
+    lines = str(exc).strip().splitlines()
+    raised = [m[1] for line in lines
+              if (m := re.match(r"^(?:: |Caused by: )?([\w.$]+(?:Error|Exception|Failure): .*)",
+                                line))]
+    return raised[-1] if raised else _first_line(exc)
+
+
+def with_positions(df: DataFrame) -> DataFrame:
+    """``df`` with ``row``: each record's number from 0 in input order (partitions in file
+    order, as Spark reads them), as the local engine numbers records."""
+    from pyspark.sql import functions as F
+
+    mid = F.monotonically_increasing_id()
+    df = df.withColumn("_mid", mid)
+    part = F.shiftright(F.col("_mid"), _PARTITION_BITS)
+    counts = dict(df.groupBy(part.alias("p")).count().collect())
+    offsets, total = [], 0
+    for p in range(max(counts, default=-1) + 1):
+        offsets.append(total)
+        total += counts.get(p, 0)
+    base = F.element_at(F.array(*(F.lit(o) for o in offsets or [0])), (part + 1).cast("int"))
+    local = F.col("_mid") - F.shiftleft(part, _PARTITION_BITS)
+    return df.withColumn(ROW, (base + local).cast("long")).drop("_mid")
+
+
+def score_on_spark(args: argparse.Namespace, model: LocalModel, batch_rows: int) -> Summary:
+    """Run the job; the output and error dataset are in place when it returns."""
+    fmt, out_format = check(args)
+    spark, created = session(args.master, batch_rows)
+    started = time.perf_counter()  # as locally: the scoring, not the engine's start
+    try:
+        return _score(spark, args, model, fmt, out_format, started)
+    finally:
+        if created:
+            spark.stop()
+
+
+def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt: str,
+           out_format: str, started: float) -> Summary:
+    from py4j.protocol import Py4JError
+    from pyspark import StorageLevel
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    sig = model.interface
+    df = read_input(spark, args.input, fmt)
+    id_column = args.id_column or ROW
+    if args.id_column is not None and args.id_column not in df.columns:
+        raise DataError(args.input, f"no column {args.id_column!r} (--id-column)", "schema")
+    plan = plan_arrow(to_arrow_schema(df.schema), sig, args.input, skip=[id_column])
+    files = HadoopFiles(spark)
+    staging = Staging(files)
+    try:
+        if args.id_column is None:
+            df = with_positions(df)
+        df = df.select(id_column, *plan.inputs, *filter(None, (plan.listed, plan.target)))
+        id_field = to_arrow_schema(df.schema).field(id_column)
+        schema = result_schema(sig, id_field)
+        task = ScoringTask(ship(spark.sparkContext, model), plan, id_column, schema)
+        result = df.mapInArrow(task, from_arrow_schema(schema)) \
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        counts = _aggregate(result, sig)
+        outputs = [f.name for f in schema if f.name not in (TARGET, ERROR)]
+        scored = result.where(F.col(ERROR).isNull()).select(*outputs)
+        writer = scored.write.option("header", "true") if out_format == "csv" else scored.write
+        staging.write(args.output, getattr(writer, out_format))
+        errors_path = sibling(args.output, ERRORS_SUFFIX)
+        if counts["failed"]:
+            # few rows: one part file, in input order (coalesce keeps partition order)
+            staging.write(errors_path, result.where(F.col(ERROR).isNotNull()).select(ERROR)
+                          .coalesce(1).write.text)
+        staging.commit()
+        if not counts["failed"]:
+            files.delete(errors_path)  # a stale report of an earlier run
+        result.unpersist()
+    except (PySparkException, Py4JError) as exc:
+        staging.discard()
+        raise SparkFailure(f"the Spark job failed: {_cause(exc)}") from None
+    except BaseException:
+        staging.discard()
+        raise
+    metrics = TargetMetrics(sig)
+    metrics.n, metrics.correct = counts["n"], counts["correct"]
+    metrics.squared, metrics.absolute = counts["squared"], counts["absolute"]
+    master = spark.sparkContext.master
+    return Summary(scored=counts["scored"], failed=counts["failed"],
+                   seconds=time.perf_counter() - started, metrics=metrics.result(),
+                   unlabelled=counts["unlabelled"] if plan.target else 0,
+                   errors_path=errors_path if counts["failed"] else None, notes=[master])
+
+
+def _aggregate(result: DataFrame, sig: ModelInterface) -> dict[str, Any]:
+    """Rows scored and failed, and the sums behind the metrics, in one distributed pass."""
+    from pyspark.sql import functions as F
+
+    ok = F.col(ERROR).isNull()
+    known = ok & F.col(TARGET).isNotNull()
+    if sig.task == "classification":
+        label = F.col(prediction_fields(sig)[0].name).cast("double")
+        hit = F.when(known & (label == F.col(TARGET)), 1).otherwise(0)
+        sums = [F.sum(hit).alias("correct"), F.lit(0.0).alias("squared"),
+                F.lit(0.0).alias("absolute")]
+    else:
+        err = F.col("prediction").cast("double") - F.col(TARGET)
+        sums = [F.lit(0).alias("correct"), F.sum(F.when(known, err * err)).alias("squared"),
+                F.sum(F.when(known, F.abs(err))).alias("absolute")]
+    row = result.agg(F.count(F.when(ok, 1)).alias("scored"),
+                     F.count(F.col(ERROR)).alias("failed"),
+                     F.count(F.when(known, 1)).alias("n"),
+                     F.count(F.when(ok & F.col(TARGET).isNull(), 1)).alias("unlabelled"),
+                     *sums).first()
+    assert row is not None
+    return {k: (v if v is not None else 0) for k, v in row.asDict().items()}

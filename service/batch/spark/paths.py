@@ -1,0 +1,77 @@
+"""Datasets written beside their final path and renamed into place, through Hadoop's file
+system API (``file:``, ``hdfs:``, ``s3a:``... whatever the cluster is configured for), so a
+failed job leaves nothing half-written at the output path."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def sibling(path: str, suffix: str) -> str:
+    """``path`` with ``suffix`` appended to its last part: ``out.parquet.errors.jsonl``."""
+    return path.rstrip("/") + suffix
+
+
+def temporary(path: str) -> str:
+    """A hidden name beside ``path`` (Spark and Hadoop skip names starting with a dot)."""
+    head, slash, name = path.rstrip("/").rpartition("/")
+    return f"{head}{slash}.{name}.{secrets.token_hex(4)}.tmp"
+
+
+class HadoopFiles:
+    """The few file-system calls a job makes, on the driver, through Spark's JVM."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        sc = spark.sparkContext
+        self._jvm: Any = sc._jvm  # type: ignore[attr-defined]
+        self._conf = sc._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+
+    def _path(self, path: str) -> tuple[Any, Any]:
+        p = self._jvm.org.apache.hadoop.fs.Path(path)
+        return p, p.getFileSystem(self._conf)
+
+    def exists(self, path: str) -> bool:
+        p, fs = self._path(path)
+        return bool(fs.exists(p))
+
+    def delete(self, path: str) -> None:
+        p, fs = self._path(path)
+        fs.delete(p, True)
+
+    def rename(self, source: str, target: str) -> None:
+        """Move ``source`` onto ``target``, replacing what was there."""
+        self.delete(target)
+        src, fs = self._path(source)
+        dst, _ = self._path(target)
+        if not fs.rename(src, dst):
+            raise OSError(f"cannot rename {source} to {target}")
+
+
+class Staging:
+    """Datasets written under temporary names, all put in place by ``commit()`` or all
+    removed by ``discard()``."""
+
+    def __init__(self, files: HadoopFiles) -> None:
+        self.files = files
+        self.staged: list[tuple[str, str]] = []
+
+    def write(self, path: str, write: Callable[[str], None]) -> None:
+        """``write(temporary name)`` of the dataset that belongs at ``path``."""
+        temp = temporary(path)
+        self.staged.append((temp, path))
+        write(temp)
+
+    def commit(self) -> None:
+        for temp, path in self.staged:
+            self.files.rename(temp, path)
+        self.staged = []
+
+    def discard(self) -> None:
+        for temp, _ in self.staged:
+            self.files.delete(temp)
+        self.staged = []
