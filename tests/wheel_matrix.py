@@ -21,6 +21,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = ["3.11", "3.12", "3.13", "3.14"]
 # manylinux tags from newest to oldest glibc a wheel may target; pip takes a list as given.
@@ -45,8 +47,20 @@ def pins() -> list[str]:
     return sorted(r for r in set(found) if r.split("==")[0] not in SOURCE_ONLY)
 
 
+def applying(requirements: list[str], python: str, arch: str) -> list[str]:
+    """The requirements whose environment markers hold on CPython ``python``, Linux ``arch``
+    (pip evaluates markers for the interpreter it runs on, not for ``--python-version``)."""
+    env = {"python_version": python, "python_full_version": f"{python}.0",
+           "platform_machine": arch, "sys_platform": "linux", "platform_system": "Linux",
+           "os_name": "posix", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython"}
+    return [r for r in requirements
+            if Requirement(r).marker is None or Requirement(r).marker.evaluate(env)]
+
+
 def resolve(requirements: list[str], python: str, arch: str, deps: bool) -> tuple[bool, str]:
     """Whether pip finds wheels for all `requirements` on CPython `python` for Linux `arch`."""
+    requirements = applying(requirements, python, arch)
     platforms = [f"--platform={tag}_{arch}" for tag in ARCHES[arch]]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
