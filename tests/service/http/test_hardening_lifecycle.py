@@ -25,8 +25,10 @@ PREDICT = "/v1/models/mnist:predict"
 
 
 def slow_model(root):
-    """A classifier that takes ~0.1-0.5 s for 512 rows on one core (two 1024-wide layers)."""
-    net = Sequential([Flatten(), Dense(1024), ReLU(), Dense(1024), ReLU(), Dense(10)],
+    """A classifier slow enough that requests queue on any machine: ~0.2 s for 512 rows on
+    one quiet core (two 2048-wide layers; 1024 was fast enough on a quiet machine that all
+    twelve SIGTERM-test requests finished before the signal)."""
+    net = Sequential([Flatten(), Dense(2048), ReLU(), Dense(2048), ReLU(), Dense(10)],
                      input_shape=(28, 28))
     make_classifier(root, network=net.build(seed=0))
     return root
