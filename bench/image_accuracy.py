@@ -11,7 +11,8 @@ decoder), and scores the model twice:
 
 ``make bench-images`` runs it on artifacts/mnist/1; ``--by-font`` adds one line per font.
 "typeset, fonts never trained on" are the families outside
-``bench/typeset_training_set.TRAIN_FAMILIES``, for models trained with typeset digits.
+``training.typeset.TRAIN_FAMILIES`` (those of ``data/typeset-digits``), for models
+trained with typeset digits.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.typeset_digits import write_set  # noqa: E402
-from bench.typeset_training_set import is_training_font  # noqa: E402
 from model.digit_image import normalize_digit  # noqa: E402
 from model.predictor import Predictor  # noqa: E402
 from service.imaging import decode_image  # noqa: E402
+from training.typeset import is_training_font  # noqa: E402
 
 
 def plain_resize(pixels: np.ndarray) -> np.ndarray:

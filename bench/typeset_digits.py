@@ -5,7 +5,8 @@ Two kinds, as files a client would send (PNG or JPEG), labelled by their folder
 
 - ``typeset``: every digit in every Latin font on the machine (``fc-list :lang=en``, symbol
   fonts left out), at random sizes, positions, rotations (+-10 degrees), ink and paper
-  colours of either polarity, sometimes on a transparent background, with noise and JPEG
+  colours of either polarity, sometimes on a transparent background (the renderer of
+  ``training.typeset``, which makes the typeset training digits), with noise and JPEG
   compression;
 - ``handwriting``: MNIST digits the model never trained on (the official test set, read
   only here, never by the trainer), upscaled 3-12x, blurred, thickened or thinned, and
@@ -18,47 +19,16 @@ Nothing written here is committed: ``bench/image_accuracy.py`` makes a temporary
 from __future__ import annotations
 
 import argparse
-import colorsys
 import io
-import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
-#: families without real digits or whose digits are not Latin numerals
-SKIP_FAMILIES = ("D050000L", "Standard Symbols", "Math", "Symbol", "Dingbat")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def find_fonts() -> dict[str, str]:
-    """{font name: file} of every Latin font face on the machine (fontconfig), one per
-    family and style."""
-    out = subprocess.run(["fc-list", ":lang=en", "file", "family", "style"],
-                         capture_output=True, text=True, check=True).stdout
-    fonts: dict[str, str] = {}
-    for line in sorted(out.splitlines()):
-        path, _, rest = line.partition(": ")
-        family = rest.split(":")[0].split(",")[0].strip()
-        style = rest.partition("style=")[2].split(",")[0].strip() or "Regular"
-        if any(s in family for s in SKIP_FAMILIES) or not path.endswith((".ttf", ".otf",
-                                                                          ".t1", ".pfb")):
-            continue
-        fonts.setdefault(f"{family} {style}", path)
-    return fonts
-
-
-def _colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(ink, paper) RGB colours with enough luma contrast, either polarity."""
-    while True:
-        ink_l, paper_l = rng.uniform(0, 0.35), rng.uniform(0.7, 1.0)
-        if rng.random() < 0.3:  # light ink on dark paper (a blackboard, a dark-mode app)
-            ink_l, paper_l = 1 - ink_l, 1 - paper_l
-        ink = colorsys.hls_to_rgb(rng.random(), ink_l, rng.uniform(0, 0.9))
-        paper = colorsys.hls_to_rgb(rng.random(), paper_l, rng.uniform(0, 0.5))
-        rgb = [tuple(int(255 * c) for c in col) for col in (ink, paper)]
-        luma = [0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] for c in rgb]
-        if abs(luma[0] - luma[1]) > 90:
-            return rgb[0], rgb[1]
+from training.typeset import find_fonts, random_colours, render_typeset  # noqa: E402
 
 
 def _finish(img: Image.Image, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -75,33 +45,6 @@ def _finish(img: Image.Image, rng: np.random.Generator) -> tuple[bytes, str]:
     return buf.getvalue(), "png"
 
 
-def render_typeset(digit: int, font_file: str, rng: np.random.Generator) -> Image.Image:
-    """One typeset digit as a picture: random canvas, size, place, angle and colours."""
-    ink, paper = _colours(rng)
-    height = int(rng.integers(40, 400))
-    width = int(height * rng.uniform(0.8, 1.6))
-    size = max(12, int(height * rng.uniform(0.3, 0.8)))
-    font = ImageFont.truetype(font_file, size)
-    transparent = rng.random() < 0.15
-    glyph = Image.new("L", (size * 2, size * 2), 0)
-    ImageDraw.Draw(glyph).text((size, size), str(digit), font=font, fill=255, anchor="mm")
-    glyph = glyph.rotate(rng.uniform(-10, 10), resample=Image.Resampling.BICUBIC)
-    glyph = glyph.crop(glyph.getbbox())
-    scale = min(1.0, 0.9 * height / glyph.height, 0.9 * width / glyph.width)
-    if scale < 1:
-        glyph = glyph.resize((max(1, int(glyph.width * scale)), max(1, int(glyph.height * scale))),
-                             Image.Resampling.LANCZOS)
-    x = int(rng.integers(0, width - glyph.width + 1))
-    y = int(rng.integers(0, height - glyph.height + 1))
-    if transparent:
-        img = Image.new("RGBA", (width, height), (*paper, 0))
-        img.paste(Image.new("RGBA", glyph.size, (*ink, 255)), (x, y), glyph)
-        return img
-    img = Image.new("RGB", (width, height), paper)
-    img.paste(Image.new("RGB", glyph.size, ink), (x, y), glyph)
-    return img
-
-
 def render_handwriting(digit28: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """One MNIST digit (28x28, white on black) printed as a photo/scan-like picture."""
     factor = rng.uniform(3, 12)
@@ -115,7 +58,7 @@ def render_handwriting(digit28: np.ndarray, rng: np.random.Generator) -> Image.I
         img = img.filter(ImageFilter.MinFilter(max(3, k // 2 * 2 - 1)))  # a finer pen
     if rng.random() < 0.5:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 0.25 * factor)))
-    ink, paper = _colours(rng)
+    ink, paper = random_colours(rng)
     height = int(side * rng.uniform(1.0, 1.6))
     width = int(side * rng.uniform(1.0, 1.6))
     at = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)))

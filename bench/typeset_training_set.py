@@ -1,19 +1,16 @@
-"""Prototype: the bundled MNIST digits plus typeset digits from some fonts, as IDX files.
+"""Superseded prototype: the bundled MNIST digits and typeset digits mixed in one IDX folder.
 
-Typeset digits that MNIST lacks (a "1" with a flag and no foot, serif 5s and 9s) are the
-committed model's main errors on typeset pictures. This writes a training folder for
-``python -m training mnist --data <out>``: the 10,000 bundled digits followed by typeset
-digits rendered (``bench/typeset_digits.render_typeset``) in the fonts whose family starts
-with one of ``TRAIN_FAMILIES`` and normalised by ``model.digit_image`` exactly as served
-pictures are. The other families stay held out, so the benchmark can score fonts the model
-never saw (``python bench/image_accuracy.py --model ... --held-out``).
+The product is ``python -m training.typeset`` (which wrote ``data/typeset-digits/``) with
+``python -m training mnist --data data/mnist-train-10k --extra-data data/typeset-digits``,
+which keeps the validation split MNIST-only. This script still writes the prototype's mixed
+folder (for ``python -m training mnist --data <out>``, where a seeded slice of the typeset
+digits also validates), so the experiment in docs/BENCHMARKS.md can be rerun; the
+rendering is ``training.typeset``'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 import sys
 from pathlib import Path
 
@@ -21,24 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.typeset_digits import find_fonts, render_typeset  # noqa: E402
-from model.digit_image import normalize_digit  # noqa: E402
-from model.idx import read_idx  # noqa: E402
+from model.idx import idx_bytes, read_idx  # noqa: E402
+from training.typeset import TRAIN_FAMILIES, find_fonts, is_training_font, render_digits  # noqa: E402
 
-#: font families used for training; every other family is held out for evaluation
-TRAIN_FAMILIES = ("DejaVu", "Liberation", "Free", "Nimbus", "URW")
-
-
-def is_training_font(name: str) -> bool:
-    """Whether the font (``"<family> <style>"``) belongs to the training families."""
-    return name.startswith(TRAIN_FAMILIES)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """array (uint8, 1 or 3 dims) as a gzipped IDX file."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes()))
+__all__ = ["TRAIN_FAMILIES", "is_training_font", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,27 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-digit-font", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    images = [read_idx(args.mnist / "train-images-idx3-ubyte.gz")]
-    labels = [read_idx(args.mnist / "train-labels-idx1-ubyte.gz")]
     fonts = {n: f for n, f in find_fonts().items() if is_training_font(n)}
-    typeset, digits = [], []
-    for path in fonts.values():
-        for digit in range(10):
-            for _ in range(args.per_digit_font):
-                picture = np.asarray(render_typeset(digit, path, rng))
-                typeset.append(normalize_digit(picture).round().astype(np.uint8))
-                digits.append(digit)
-    order = rng.permutation(len(typeset))  # mixed, so seeded splits take some of each
-    images.append(np.stack(typeset)[order])
-    labels.append(np.array(digits, dtype=np.uint8)[order])
+    typeset, digits = render_digits(fonts, args.per_digit_font, args.seed)
+    images = np.concatenate([read_idx(args.mnist / "train-images-idx3-ubyte.gz"), typeset])
+    labels = np.concatenate([read_idx(args.mnist / "train-labels-idx1-ubyte.gz"), digits])
+    mixed = np.random.default_rng(args.seed).permutation(len(images))
     args.out.mkdir(parents=True, exist_ok=True)
-    all_images, all_labels = np.concatenate(images), np.concatenate(labels)
-    mixed = rng.permutation(len(all_images))
-    write_idx(args.out / "train-images-idx3-ubyte.gz", all_images[mixed])
-    write_idx(args.out / "train-labels-idx1-ubyte.gz", all_labels[mixed])
-    print(f"{len(fonts)} training fonts, {len(typeset)} typeset + {len(images[0])} MNIST "
-          f"digits -> {args.out}")
+    (args.out / "train-images-idx3-ubyte.gz").write_bytes(idx_bytes(images[mixed]))
+    (args.out / "train-labels-idx1-ubyte.gz").write_bytes(idx_bytes(labels[mixed]))
+    print(f"{len(fonts)} training fonts, {len(typeset)} typeset + {len(images) - len(typeset)} "
+          f"MNIST digits -> {args.out}")
 
 
 if __name__ == "__main__":

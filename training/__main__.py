@@ -14,51 +14,21 @@ from pathlib import Path
 
 from model import ArtifactError, InputError
 
+from .argtypes import float_in as _float_in
+from .argtypes import non_negative_int as _non_negative_int
+from .argtypes import positive_int as _positive_int
 from .errors import DataError, ExportError, MissingExtraError
 from .run import TrainOptions, command_line
 
 EXAMPLES = """examples:
   python -m training housing --data data/housing/housing.data --out artifacts
-  python -m training mnist --data data/mnist-train-10k --out artifacts
+  python -m training mnist --data data/mnist-train-10k --extra-data data/typeset-digits \
+      --out artifacts
   python -m training mnist --data ~/mnist --arch mlp --no-augment --epochs 10
   python -m training evaluate --model artifacts/mnist/1 --data ~/mnist
   python -m training export --format onnx --model artifacts/housing/1 --out housing.onnx
   python -m training export --format triton --model artifacts/mnist/1 --out model-repository
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _float_in(low: float, high: float, *, low_open: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        ok = (value > low if low_open else value >= low) and value < high
-        if not ok:
-            bracket = "(" if low_open else "["
-            raise argparse.ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}), got {text}")
-        return value
-    return parse
 
 
 def _add_training_options(p: argparse.ArgumentParser, data_help: str) -> None:
@@ -102,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "mnist", help="train the MNIST digit classifier",
         description="Train a digit classifier on IDX files. With t10k-* files in the folder "
         "they are the test set; otherwise a seeded 10% slice of the training files is. A "
-        "seeded 5% slice of the rest validates. Prints the metrics as JSON.")
+        "seeded 5% slice of the rest validates. --extra-data folders add digits to the "
+        "training split only. Prints the metrics as JSON.")
     _add_training_options(mnist, "folder with train-images-idx3-ubyte[.gz] and "
                                  "train-labels-idx1-ubyte[.gz] (optionally the t10k-* pair)")
     mnist.add_argument("--arch", choices=["mlp", "cnn"], default="cnn",
@@ -110,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                        help="random shifts, rotations, scaling and elastic distortion of "
                             "training digits (default: on)")
+    mnist.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
+                       help="a folder with a train-images/train-labels IDX pair (no t10k-*) "
+                            "whose digits are added to the training split only, e.g. "
+                            "data/typeset-digits; repeatable. The validation split (and so "
+                            "early stopping with --patience) and the test set come from --data "
+                            "alone, as without it")
 
     ev = sub.add_parser(
         "evaluate", help="score a saved model on labelled data",
@@ -174,7 +151,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     else:
         from .mnist import train
 
-        result = train(options, arch=args.arch, augment=args.augment)
+        result = train(options, arch=args.arch, augment=args.augment,
+                       extra_data=args.extra_data)
     summary = {name: {k: v for k, v in m.items() if k != "confusion"}
                for name, m in result.metrics.items()}
     return {"artifact": str(result.path), **summary}
