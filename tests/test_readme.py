@@ -241,6 +241,7 @@ def workdir(tmp_path_factory) -> Path:
     write_idx(small / "train-images-idx3-ubyte.gz", images[:600])
     write_idx(small / "train-labels-idx1-ubyte.gz", labels[:600])
     (work / "data" / "housing").symlink_to(ROOT / "data" / "housing")
+    (work / "data" / "typeset-digits").symlink_to(ROOT / "data" / "typeset-digits")
     full = work / "mnist-full"
     full.mkdir()
     for part, sl in (("train", slice(0, 600)), ("t10k", slice(600, 800))):

@@ -175,6 +175,44 @@ def load_digits(directory: PathLike) -> DigitsData:
     return DigitsData(train_images, train_labels, test_images, test_labels, files, sha256)
 
 
+@dataclass(frozen=True, eq=False)
+class ExtraDigits:
+    """Extra training digits read from one folder (``--extra-data``).
+
+    Attributes:
+        folder: the folder read.
+        images: (n, h, w) uint8, pixels 0..255.
+        labels: (n,) uint8, classes 0..9.
+        sha256: file name -> hex sha256 of its bytes as stored.
+    """
+
+    folder: Path
+    images: np.ndarray
+    labels: np.ndarray
+    sha256: dict[str, str]
+
+
+def load_extra_digits(directory: PathLike, image_shape: tuple[int, int]) -> ExtraDigits:
+    """The train pair of an MNIST-layout folder, as extra training digits of ``image_shape``.
+
+    A folder with ``t10k-*`` files is refused: extra digits only ever train, so a test set
+    there would silently go unused (or, worse, be an official test set trained on). Raises
+    DataError naming the folder or file and the problem.
+    """
+    data = load_digits(directory)
+    folder = Path(directory)
+    if data.test_images is not None:
+        raise DataError(folder, "extra training data must not hold t10k-* files: they would "
+                                "be trained on, never tested on; give a folder with only the "
+                                "train-* pair")
+    if data.image_shape != tuple(image_shape):
+        h, w = data.image_shape
+        raise DataError(data.files["train-images"], f"images are {h}x{w} but the training "
+                                                    f"data's are {image_shape[0]}x"
+                                                    f"{image_shape[1]}")
+    return ExtraDigits(folder, data.train_images, data.train_labels, data.sha256)
+
+
 def load_labelled_digits(directory: PathLike) -> tuple[np.ndarray, np.ndarray, str]:
     """The labelled images to score in ``directory``: the t10k pair if present (a test set),
     else the train pair. Returns (images (n, h, w) uint8, labels (n,) uint8, description)."""

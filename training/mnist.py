@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,7 @@ from model.preprocessing import Pipeline, Scale
 
 from .architectures import digits_network
 from .augment import Distortion, distort
-from .datasets import load_digits, random_split
+from .datasets import ExtraDigits, load_digits, load_extra_digits, random_split
 from .errors import DataError
 from .loop import FitConfig, accuracy, fit, history_summary
 from .report import classification_metrics, curves_png
@@ -41,13 +43,28 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> TrainResult:
+def training_split(images: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                   extras: Sequence[ExtraDigits]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) the network trains on: rows ``train`` of the data, then every extra
+    folder's digits. Extra digits join the training split only, never validation or test."""
+    x, y = [images[train]], [labels[train]]
+    for extra in extras:
+        x.append(extra.images)
+        y.append(extra.labels.astype(labels.dtype))
+    return np.concatenate(x), np.concatenate(y)
+
+
+def train(options: TrainOptions, arch: str = "cnn", augment: bool = True,
+          extra_data: Sequence[Path] = ()) -> TrainResult:
     """Fit a digit classifier on ``options.data`` and save it as a new version.
 
     With ``t10k-*`` files in the folder they are the test set; otherwise a seeded slice of
     the training files is. A seeded slice of the rest validates after every epoch. With a
     patience (> 0) training stops early and keeps the best validation epoch; by default the
     learning rate follows a cosine schedule to the last epoch, whose weights are kept.
+    Each ``extra_data`` folder's train pair (e.g. ``data/typeset-digits``) is added to the
+    training split only: the validation and test sets are drawn from ``options.data``
+    alone, exactly as without extra data.
     """
     started = time.time()
     hp = options.resolved(DEFAULTS[arch])
@@ -68,6 +85,8 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
         test_source = f"seeded {hp['test_fraction']:.0%} slice of the training files"
     if augment:
         hp["distortion"] = AUGMENTATION.to_dict()
+    extras = [load_extra_digits(folder, data.image_shape) for folder in extra_data]
+    x_train, y_train = training_split(images, labels, split.train, extras)
 
     pipeline = Pipeline([Scale(1 / 255)])
     distortion = AUGMENTATION if augment else None
@@ -78,13 +97,13 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
         return pipeline.transform(batch)
 
     net = digits_network(arch, data.image_shape, seed=options.seed)
-    steps = -(-split.train.size // hp["batch_size"])
+    steps = -(-len(y_train) // hp["batch_size"])
     patience = hp["patience"] or None
     config = FitConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], patience=patience,
                        seed=options.seed, progress=options.progress,
                        restore_best=patience is not None, desc=f"mnist {arch}")
-    history = fit(net, build_optimizer(hp, steps), SoftmaxCrossEntropy(), images[split.train],
-                  labels[split.train], images[split.val], labels[split.val], config,
+    history = fit(net, build_optimizer(hp, steps), SoftmaxCrossEntropy(), x_train, y_train,
+                  images[split.val], labels[split.val], config,
                   accuracy(labels[split.val]), "accuracy", higher_is_better=True,
                   batch_transform=batch_transform,
                   val_transform=pipeline.transform)
@@ -108,9 +127,13 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True) -> Tra
     manifest["metrics"] = metrics
     manifest["training"] = training_record(
         hp, options, started,
-        data={"folder": str(options.data), "sha256": data.sha256, "test_set": test_source},
-        samples={"train": int(split.train.size), "validation": int(split.val.size),
-                 "test": int(len(y_test))},
+        data={"folder": str(options.data), "sha256": data.sha256, "test_set": test_source,
+              **({"extra_training_data": [
+                  {"folder": str(e.folder), "sha256": e.sha256, "digits": int(len(e.labels))}
+                  for e in extras]} if extras else {})},
+        samples={"train": int(len(y_train)), "validation": int(split.val.size),
+                 "test": int(len(y_test)),
+                 **({"train_extra": int(len(y_train) - split.train.size)} if extras else {})},
         run=history_summary(history),
     )
     curves = curves_png([history], "accuracy", f"mnist {arch}"
