@@ -1,9 +1,10 @@
-"""Open Inference Protocol picture tensors, for any V2 front end (REST today, gRPC next).
+"""Open Inference Protocol picture tensors, for both V2 front ends (REST and gRPC).
 
 A digit model's second input, ``image`` (datatype ``BYTES``, shape ``[n]`` or ``[n, 1]``),
-holds one encoded picture file per element: in the binary tensor data extension each
-element is a 4-byte little-endian length then the file's bytes (what tritonclient sends for
-a ``BYTES`` array); in JSON, whose strings cannot hold arbitrary bytes, each element is the
+holds one encoded picture file per element: in the binary tensor data extension (and in
+gRPC, whose ``bytes_contents`` the gRPC front end packs the same way) each element is a
+4-byte little-endian length then the file's bytes (what tritonclient sends for a ``BYTES``
+array); in JSON, whose strings cannot hold arbitrary bytes, each element is the
 file in standard base64 (a ``data:image/png;base64,`` URL too), optionally said by the
 input parameter ``content_type: "base64"`` as MLServer spells it. ``picture_request`` turns
 that input into the model's numeric input (so ``DataPlane.infer`` validates it as any

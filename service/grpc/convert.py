@@ -1,13 +1,19 @@
 """Protobuf messages of the protocol <-> the core's typed ``InferRequest`` / ``InferResponse``.
 
 Typed ``contents`` become flat NumPy arrays and ``raw_input_contents`` stay bytes: both are
-checked by ``core.tensors`` exactly as HTTP's JSON data and binary tensor data are. Outputs
+checked by ``core.tensors`` exactly as HTTP's JSON data and binary tensor data are. A
+``BYTES`` input's ``contents.bytes_contents`` (one element each, e.g. a picture file) is
+packed as its raw form, each element a 4-byte little-endian length then its bytes (what
+tritonclient sends in ``raw_input_contents``), so both reach ``service.picture_tensors``
+as the same binary data HTTP's binary extension gives. Outputs
 go back as ``raw_output_contents`` (what Triton answers and tritonclient reads fastest)
 unless the client asks for none of them as binary data (``binary_data_output: false``).
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -41,6 +47,26 @@ def parameters(params: Any) -> dict[str, Any] | None:
     return out
 
 
+def _bytes_contents(tensor: Any, index: int) -> bytes:
+    """A BYTES input's ``contents.bytes_contents`` in raw form: per element, a 4-byte
+    little-endian length then the bytes. InvalidRequest if the count disagrees with the
+    shape or another contents field is used."""
+    used = [f.name for f, _ in tensor.contents.ListFields()]
+    if used != ["bytes_contents"]:
+        raise InvalidRequest(
+            f"invalid input {tensor.name!r}: BYTES data goes in contents.bytes_contents or "
+            f"raw_input_contents, not {', '.join(f'contents.{u}' for u in used)}",
+            {"inputs": {str(index): {"contents": ["Use contents.bytes_contents."]}}})
+    elements = list(tensor.contents.bytes_contents)
+    expected = math.prod(tensor.shape)
+    if len(elements) != expected:
+        message = (f"contents.bytes_contents has {len(elements)} elements; shape "
+                   f"{list(tensor.shape)} needs {expected}.")
+        raise InvalidRequest(f"invalid input {tensor.name!r}: {message}",
+                             {"inputs": {str(index): {"contents": [message]}}})
+    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+
 def _contents(tensor: Any, index: int) -> Any:
     """The typed contents of an input as a flat array, or NO_DATA if it has none."""
     contents = tensor.contents
@@ -49,7 +75,7 @@ def _contents(tensor: Any, index: int) -> Any:
         return NO_DATA
     field = CONTENTS_FIELD.get(tensor.datatype)
     if field not in FIELD_DTYPE and tensor.datatype != "FP16":
-        return NO_DATA  # BOOL, BYTES, unknown: refused with HTTP's message by the core
+        return NO_DATA  # BOOL, unknown: refused with HTTP's message by the core
     if used != [field]:
         want = f"contents.{field}" if field in FIELD_DTYPE else "raw_input_contents"
         raise InvalidRequest(
@@ -72,9 +98,13 @@ def to_request(msg: Any) -> InferRequest:
             raise InvalidRequest(
                 f"input {t.name!r}: give contents or raw_input_contents, not both",
                 {"inputs": {str(i): {"contents": ["Unexpected field."]}}})
-        inputs.append(InputTensor(t.name, t.datatype, list(t.shape),
-                                  NO_DATA if raw else _contents(t, i),
-                                  raw[i] if raw else None, parameters(t.parameters)))
+        if not raw and t.datatype == "BYTES" and t.contents.ListFields():
+            data, packed = NO_DATA, _bytes_contents(t, i)
+        else:
+            data = NO_DATA if raw else _contents(t, i)
+            packed = raw[i] if raw else None
+        inputs.append(InputTensor(t.name, t.datatype, list(t.shape), data, packed,
+                                  parameters(t.parameters)))
     params = parameters(msg.parameters) or {}
     # gRPC answers in raw_output_contents unless told otherwise (as Triton does).
     params.setdefault("binary_data_output", True)

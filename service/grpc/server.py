@@ -36,7 +36,7 @@ def build(settings: Settings, bind: str) -> tuple[grpc.Server, int, Registry]:
     registry = Registry(settings.artifacts_dir, settings.reload_interval)
     registry.refresh()
     servicer = Servicer(DataPlane(registry, settings.max_instances), RequestMetrics(),
-                        AccessLog(), load_token())
+                        AccessLog(), load_token(), settings.max_image_pixels)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads_for(settings),
                                    thread_name_prefix="grpc"),

@@ -23,6 +23,8 @@ from ..core.errors import InvalidRequest, NotReady
 from ..core.logs import AccessLog
 from ..core.metrics import RequestMetrics, RequestRecord, request_id
 from ..core.signature import SERVER_NAME, SERVER_VERSION
+from ..imaging import DEFAULT_MAX_PIXELS
+from ..picture_tensors import picture_request, with_picture_output
 from . import convert
 from .errors import INTERNAL_MESSAGE, Unauthenticated, status_of
 from .proto import grpc_predict_v2_pb2 as pb
@@ -75,14 +77,17 @@ def generic_handler(servicer: Servicer) -> grpc.GenericRpcHandler:
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The six calls of the protocol over one DataPlane; ``token`` set: bearer auth."""
+    """The six calls of the protocol over one DataPlane; ``token`` set: bearer auth;
+    pictures above ``max_image_pixels`` refused before decoding."""
 
     def __init__(self, dataplane: DataPlane, metrics: RequestMetrics, access: AccessLog,
-                 token: str | None = None) -> None:
+                 token: str | None = None, max_image_pixels: int = DEFAULT_MAX_PIXELS,
+                 ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.access = access
         self.token = token
+        self.max_image_pixels = max_image_pixels
 
     # -- the protocol's calls ------------------------------------------------------------
     def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
@@ -138,10 +143,12 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         record.model = request.model_name
         mv = self.dataplane.version(request.model_name, request.model_version or None)
         record.version = str(mv.version)
-        req = convert.to_request(request)
+        # pictures (input "image", BYTES) become the model's pixels as over HTTP V2
+        req, pictures = picture_request(mv.interface, convert.to_request(request),
+                                        self.max_image_pixels)
         res = self.dataplane.infer(mv, req, versioned=bool(request.model_version))
         record.instances = req.inputs[0].shape[0]  # the batch size infer has checked
-        return convert.to_message(res)
+        return convert.to_message(with_picture_output(res, pictures))
 
     # -- the one wrapper ---------------------------------------------------------------------
     def _answer(self, call: str, request: Any, context: grpc.ServicerContext,

@@ -22,10 +22,19 @@ import tritonclient.grpc as tg
 import tritonclient.http as th
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from tests.factories import make_classifier, make_regressor, random_housing, random_images
+from model.digit_image import normalize_digit
+from service.imaging import decode_image
+from tests.factories import (
+    digit_png,
+    make_classifier,
+    make_regressor,
+    random_housing,
+    random_images,
+)
 from tests.service.core.test_registry import corrupt
 from tests.service.grpc.grpc_server import code_of, wait_live
 from tests.service.gunicorn_server import Server, free_port, reference, running
+from tests.service.test_imaging import png_header_only
 
 #: Input tensor names of the test models (an unknown model gets the digits' name).
 INPUTS = {"mnist": "images", "housing": "features", "rollout": "features"}
@@ -143,6 +152,76 @@ def test_requested_outputs(server):
     code, message = code_of(lambda: grpc_infer(server, "mnist", x, "FP32",
                                                outputs=[tg.InferRequestedOutput("nope")]))
     assert code == "INVALID_ARGUMENT" and "unknown output 'nope'" in message
+
+
+# -- pictures: input "image" (BYTES), one file per element, as over HTTP V2 ---------------------
+def _pictures(client_module, files: list[bytes]):
+    inp = client_module.InferInput("image", [len(files)], "BYTES")
+    inp.set_data_from_numpy(np.array(files, dtype=object))
+    return inp
+
+
+def test_pictures_over_grpc_equal_http_v2_and_the_model(server):
+    files = [digit_png(seed=5), digit_png(seed=6, fmt="JPEG"), digit_png(seed=7, fmt="BMP")]
+    res = server.grpc.infer("mnist", [_pictures(tg, files)], outputs=[
+        tg.InferRequestedOutput("probabilities"), tg.InferRequestedOutput("label"),
+        tg.InferRequestedOutput("image")])
+    want = server.http.infer("mnist", [_pictures(th, files)], outputs=[
+        th.InferRequestedOutput("probabilities", binary_data=True),
+        th.InferRequestedOutput("label", binary_data=True),
+        th.InferRequestedOutput("image", binary_data=True)])
+    for name in ("probabilities", "label", "image"):
+        np.testing.assert_array_equal(res.as_numpy(name), want.as_numpy(name))
+    seen = np.stack([normalize_digit(decode_image(f)) for f in files])
+    np.testing.assert_array_equal(res.as_numpy("probabilities"),
+                                  reference(server.artifacts / "mnist" / "1", seen))
+    assert res.as_numpy("image").dtype == np.uint8
+    np.testing.assert_array_equal(res.as_numpy("image"), np.rint(seen))
+    # without asking for the image, only the model's outputs come back
+    plain = server.grpc.infer("mnist", [_pictures(tg, files[:1])])
+    assert [o.name for o in plain.get_response().outputs] == ["probabilities", "label"]
+
+
+def test_pictures_in_bytes_contents_equal_raw(server):
+    files = [digit_png(seed=8), digit_png(seed=9, fmt="JPEG")]
+    req = service_pb2.ModelInferRequest(model_name="mnist")
+    tensor = req.inputs.add(name="image", datatype="BYTES", shape=[2, 1])
+    tensor.contents.bytes_contents.extend(files)
+    req.parameters["binary_data_output"].bool_param = False      # typed contents back
+    out = raw_stub(server).ModelInfer(req, timeout=10)
+    probs = np.asarray(out.outputs[0].contents.fp32_contents, np.float32).reshape(2, 10)
+    want = server.grpc.infer("mnist", [_pictures(tg, files)]).as_numpy("probabilities")
+    np.testing.assert_array_equal(probs, want)
+
+    del tensor.contents.bytes_contents[1:]
+    with pytest.raises(grpc.RpcError) as info:
+        raw_stub(server).ModelInfer(req, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "bytes_contents has 1 elements; shape [2, 1] needs 2" in info.value.details()
+
+
+def _http_picture_error(server, model: str, files: list[bytes]) -> str:
+    try:
+        server.http.infer(model, [_pictures(th, files)])
+    except Exception as exc:  # noqa: BLE001 - tritonclient's InferenceServerException
+        return exc.message()
+    raise AssertionError("HTTP accepted it")
+
+
+@pytest.mark.parametrize(("model", "files", "words"), [
+    ("mnist", [b"GIF89a"], "the GIF picture"),
+    ("mnist", [digit_png(seed=1), b"not a picture at all"], "not a picture"),
+    ("mnist", [digit_png(seed=1)[:60]], "PNG picture"),
+    ("mnist", [png_header_only(100_000, 100_000)], "megapixels are accepted"),
+    ("mnist", [np.full((30, 30), 255, np.uint8).tobytes()], "not a picture"),
+    ("housing", [digit_png(seed=1)], "does not take pictures"),
+], ids=["truncated-gif", "second-bad", "truncated-png", "pixel-bomb", "raw-pixels",
+        "tabular-model"])
+def test_bad_pictures_invalid_argument_with_http_message(server, model, files, words):
+    code, message = code_of(lambda: server.grpc.infer(model, [_pictures(tg, files)]))
+    assert code == "INVALID_ARGUMENT" and words in message, message
+    assert message == _http_picture_error(server, model, files)
+    assert "Traceback" not in message
 
 
 # -- errors: INVALID_ARGUMENT with HTTP's messages, NOT_FOUND, UNAVAILABLE, too large ------
