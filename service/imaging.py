@@ -14,9 +14,15 @@ knows nothing of HTTP, so the V1, V2, raw-body and batch front ends share it. It
   ``ImageTooLarge`` lets the HTTP layer answer 413.
 - **damaged files**: truncated or corrupt data is an error, never a partly grey picture
   (Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off).
-- **no warnings escape**: Pillow's warnings are captured; a decompression-bomb warning
-  becomes ``ImageTooLarge``, the others (corrupt EXIF, palette transparency notes) describe
-  pictures that still decode correctly and are dropped.
+- **no warnings escape, thread-safely**: Pillow's warnings (a decompression bomb between
+  Pillow's two limits, corrupt EXIF, a malformed MPO or APNG) describe pictures that are
+  refused anyway or still decode correctly. One process-wide filter ignores every warning
+  raised from Pillow's modules; ``decode_image`` puts it first again if anything removed it
+  or placed another filter before it. ``warnings.catch_warnings`` is not used: it swaps the
+  process's filter list and ``showwarning``, so decodes on several threads (gRPC) would
+  lose or misattribute warnings, and could leave the filters changed. A picture above
+  Pillow's own limit (``Image.MAX_IMAGE_PIXELS``) is refused as ``ImageTooLarge`` whatever
+  ``max_pixels`` allows, from its header, as above.
 - **orientation**: the EXIF orientation tag is applied, as photo viewers do.
 - **modes**: 1-bit, palette (with transparency), grey + alpha, CMYK, YCbCr and 16-bit grey
   come back as uint8 grey, grey + alpha, RGB or RGBA.
@@ -33,6 +39,7 @@ import io
 import re
 import struct
 import warnings
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -153,33 +160,56 @@ def check_format(data: bytes, content_type: str | None = None) -> str:
 
 
 # -- decoding ----------------------------------------------------------------------------
+#: the module names Pillow warns from (PIL.Image, PIL.TiffImagePlugin, ...)
+PILLOW_MODULES = r"PIL(\.|$)"
+
+
+def _pillow_filter() -> Any:
+    """The entry ``warnings.filterwarnings("ignore", module=PILLOW_MODULES)`` makes."""
+    return ("ignore", None, Warning, re.compile(PILLOW_MODULES), 0)
+
+
+_PILLOW_FILTER = _pillow_filter()
+
+
+def quiet_pillow() -> None:
+    """Make Pillow's warnings ignored, process-wide: the filter first in ``warnings.filters``.
+
+    Cheap when it is already first (the usual case: one comparison); otherwise
+    ``warnings.filterwarnings`` moves or adds it, an atomic list change, safe from any thread.
+    """
+    filters = warnings.filters
+    if not filters or filters[0] != _PILLOW_FILTER:
+        warnings.filterwarnings("ignore", module=PILLOW_MODULES)
+
+
+quiet_pillow()
+
+
 def decode_image(data: bytes, content_type: str | None = None, *,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode one picture to uint8 pixels: (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3)
     RGB or (H, W, 4) RGBA, upright per its EXIF orientation; GIFs give their first frame.
 
     ``content_type``, if given, is what the client claimed (checked against the bytes).
-    Raises an ImageError subclass; ImageTooLargeError when width x height > max_pixels,
-    found from the header before decoding.
+    Raises an ImageError subclass; ImageTooLargeError when width x height > max_pixels
+    (or Pillow's own limit, if lower), found from the header before decoding. Safe to call
+    from several threads at once; never lets a Pillow warning through.
     """
     fmt = check_format(data, content_type)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            img = _open_checked(data, fmt, max_pixels)
-            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-                raise ImageTooLargeError(_too_many(img.size, max_pixels))
-            img.load()
-            img = _upright(img)
-            pixels = _as_array(img)
-        except ImageError:
-            raise
-        except Image.DecompressionBombError:  # Pillow's own limit, from the header
-            raise ImageTooLargeError(_too_many(None, max_pixels)) from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-                KeyError, struct.error) as exc:
-            raise DamagedImageError(_damage_message(fmt, exc)) from None
-    return pixels
+    quiet_pillow()
+    limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+    try:
+        img = _open_checked(data, fmt, limit)
+        img.load()
+        return _as_array(_upright(img))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:  # over twice Pillow's limit, from the header
+        raise ImageTooLargeError(_too_many(None, limit)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+            KeyError, struct.error) as exc:
+        raise DamagedImageError(_damage_message(fmt, exc)) from None
 
 
 def _too_many(size: tuple[int, int] | None, max_pixels: int) -> str:

@@ -1,23 +1,26 @@
-"""service.imaging: every allowed format decodes; every bad picture is a clear ImageError.
-
-Run with ``-W error`` too: no Pillow warning may escape decode_image.
-"""
+"""service.imaging: every allowed format decodes; every bad picture is a clear ImageError;
+no Pillow warning escapes (whatever filters are in force), and decoding is thread-safe."""
 
 import base64
 import io
 import struct
+import sys
+import threading
 import time
+import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from model.errors import InputError
 from service.imaging import (
     Base64Error,
     DamagedImageError,
     DisguisedImageError,
+    ImageError,
     ImageTooLargeError,
     NotAnImageError,
     UnsupportedFormatError,
@@ -208,6 +211,76 @@ def test_pillows_bomb_warning_becomes_too_large():
     """Above Pillow's own limit (89 Mpx) Pillow warns: never leaked, always refused."""
     with pytest.raises(ImageTooLargeError, match="10000x10000"):
         decode_image(png_header_only(10_000, 10_000), max_pixels=200_000_000)
+
+
+CORRUPT_EXIF = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff\x00"
+
+
+@pytest.mark.parametrize("shown", ["always", "error"])
+def test_pillow_warnings_never_leak_whatever_the_filters(shown):
+    """Pillow warns on both pictures (checked), but decode_image lets nothing through, even
+    when every warning is shown or made an error; other warnings are still shown."""
+    jpeg = encode(gradient("RGB"), "JPEG", exif=CORRUPT_EXIF)
+    bomb = png_header_only(10_000, 10_000)  # over Pillow's limit, under twice it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Image.open(io.BytesIO(bomb))
+        ImageOps.exif_transpose(Image.open(io.BytesIO(jpeg)))
+    assert {w.category for w in caught} == {Image.DecompressionBombWarning, UserWarning}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter(shown)
+        assert decode_image(jpeg).shape == (30, 40, 3)
+        with pytest.raises(ImageTooLargeError, match="10000x10000"):
+            decode_image(bomb, max_pixels=200_000_000)
+        assert not caught
+        warnings.simplefilter("always")  # warnings from elsewhere still show
+        warnings.warn("not Pillow's", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["not Pillow's"]
+
+
+def _outcome(data: bytes, max_pixels: int) -> tuple[str, object]:
+    try:
+        return "pixels", decode_image(data, max_pixels=max_pixels).tobytes()
+    except ImageError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_decoding_from_threads_gives_what_one_thread_gives():
+    """Pictures that make Pillow warn (bombs, corrupt EXIF) decoded beside good ones on
+    eight threads: each gets its own answer, no warning escapes, the filters are intact."""
+    pictures = [
+        (encode(gradient("RGB", (1200, 900)), "PNG"), 16_000_000),  # long decodes, GIL
+        (encode(gradient("RGB", (1600, 1200)), "JPEG", exif=CORRUPT_EXIF), 16_000_000),
+        (png_header_only(10_000, 10_000), 200_000_000),  # Pillow's bomb warning
+        (png_header_only(20_000, 20_000), 16_000_000),  # Pillow's bomb error
+        (encode(gradient("P", (120, 90)), "GIF"), 16_000_000),
+        (encode(gradient("RGBA"), "WEBP", lossless=True), 16_000_000),
+        (encode(gradient("L", (400, 300)), "PNG")[:-40], 16_000_000),  # truncated
+    ]
+    expected = [_outcome(*p) for p in pictures]
+    assert {kind for kind, _ in expected} == {"pixels", "ImageTooLargeError",
+                                             "DamagedImageError"}
+    filters, show = list(warnings.filters), warnings.showwarning
+    start = threading.Barrier(8)
+
+    def work(worker: int) -> list[bool]:
+        start.wait()
+        order = [(worker + k) % len(pictures) for k in range(len(pictures) * 6)]
+        return [_outcome(*pictures[i]) == expected[i] for i in order]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads switch often, as on a busy server
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with ThreadPoolExecutor(8) as pool:
+                results = [ok for oks in pool.map(work, range(8)) for ok in oks]
+            pillow = [w for w in caught if "PIL" in w.filename]
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(results) == 8 * 6 * len(pictures) and all(results), results.count(False)
+    assert pillow == []
+    assert warnings.showwarning is show and warnings.filters == filters
 
 
 def test_every_error_is_an_input_error_with_a_message():
