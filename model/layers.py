@@ -15,6 +15,7 @@ Two paths:
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -128,6 +129,18 @@ class Layer:
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Inference pass: no state kept, batch-size independent, may overwrite ``x``."""
         raise NotImplementedError
+
+    def replica(self) -> Layer:
+        """A twin for another thread of a data-parallel step (training/parallel.py).
+
+        The twin reads the same parameter arrays (updates reach it at once) but owns its
+        gradients, buffers and what a forward pass keeps, so two threads may train on two
+        shards of a batch at the same time.
+        """
+        twin = copy.copy(self)
+        twin.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        twin._buffers = {}
+        return twin
 
     # -- helpers ------------------------------------------------------------------------
     def _buffer(self, key: str, shape: Shape, dtype: np.dtype) -> np.ndarray:
@@ -298,6 +311,11 @@ class Dropout(Layer):
     def _create_params(self, rng: np.random.Generator, dtype: np.dtype, feeds_relu: bool) -> None:
         # an independent stream per layer, derived from the network's seed
         self.rng = np.random.default_rng(int(rng.integers(2**63)))
+
+    def replica(self) -> Layer:
+        twin = super().replica()
+        twin.rng = self.rng.spawn(1)[0]  # its own mask stream, derived from this one's
+        return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.rate == 0.0:
