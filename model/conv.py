@@ -214,8 +214,9 @@ class Conv2D(_Windowed):
         return y.reshape(n, self.oh, self.ow, f)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """Per chunk of images: im2col again (cheaper than keeping the columns in memory),
-        add its weight gradient, and scatter its input gradient back (col2im)."""
+        """Per chunk of images: im2col again (cheaper than keeping the columns in memory;
+        a batch that was one chunk still has them), add its weight gradient, and scatter
+        its input gradient back (col2im) through the same buffer."""
         n, k, f = self._n, self._k, self.filters
         dyr = dy.reshape(n, self.oh * self.ow, f)
         dwb = self._buffer("dwb", (k + self.use_bias, f), dy.dtype)
@@ -224,8 +225,10 @@ class Conv2D(_Windowed):
             wt = self.params["W"].reshape(k, f).T
             dxp = self._buffer("dxp", (n, *self.padded_hw, self.input_shape[2]), dy.dtype)
             dxp.fill(0)
+        whole = self._chunk_images(n, k + self.use_bias) >= n
         for start, stop, fields, operand in self._chunks(n, dy.dtype):
-            self._im2col(self._xp[start:stop], fields)
+            if not whole:  # else the forward pass's columns are still in the buffer
+                self._im2col(self._xp[start:stop], fields)
             dyc = dyr[start:stop].reshape(-1, f)
             np.matmul(operand.T, dyc, out=dwb if start == 0 else part)
             if start:

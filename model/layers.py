@@ -321,12 +321,16 @@ class Dropout(Layer):
         if self.rate == 0.0:
             self._mask = None
             return x
-        # Keep a value when a random 16-bit integer reaches rate * 2^16: raw generator
-        # bytes and one comparison cost a fraction of drawing a float per value. The rate
-        # is thereby rounded to a multiple of 2^-16 (exact for 0.25, 0.5, ...).
-        bits = np.frombuffer(self.rng.bytes(2 * x.size), dtype=np.uint16).reshape(x.shape)
+        # Keep a value when a random integer reaches rate * 2^bits: raw generator bytes and
+        # one comparison cost a fraction of drawing a float per value. One byte a value
+        # when the rate is a multiple of 1/256 (0.25, 0.5, ...), else two: the rate is
+        # thereby rounded to a multiple of 2^-16.
+        kind = np.uint8 if (self.rate * 256).is_integer() else np.uint16
+        scale = 1 << (8 * np.dtype(kind).itemsize)
+        bits = np.frombuffer(self.rng.bytes(np.dtype(kind).itemsize * x.size),
+                             dtype=kind).reshape(x.shape)
         keep = self._buffer("keep", x.shape, np.dtype(bool))
-        np.greater_equal(bits, np.uint16(min(round(self.rate * 65536), 65535)), out=keep)
+        np.greater_equal(bits, kind(min(round(self.rate * scale), scale - 1)), out=keep)
         mask = self._buffer("mask", x.shape, x.dtype)
         np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         self._mask = mask

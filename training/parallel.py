@@ -17,13 +17,16 @@ one-thread run (each replica draws from its own stream, derived from the network
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from types import TracebackType
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from model import Conv2D, Layer, Loss, Optimizer, Sequential
+from model.optimizers import Param, part_bounds
 
 #: Fewer rows than this per thread are not worth a hand-off: the shard runs on fewer threads.
 MIN_SHARD_ROWS = 16
@@ -73,6 +76,15 @@ def shard_bounds(n: int, threads: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
+def _sum_gradients(params: list[Param], twins: list[list[Param]], part: int, parts: int) -> None:
+    """Add the replicas' gradients into the network's, over one flat slice of each."""
+    for i, own in enumerate(params):
+        lo, hi = part_bounds(own.grad.size, part, parts)
+        total = own.grad.reshape(-1)[lo:hi]
+        for twin in twins:
+            np.add(total, twin[i].grad.reshape(-1)[lo:hi], out=total)
+
+
 class DataParallel:
     """``train_step`` of a built network over ``threads`` threads (1: the network's own).
 
@@ -111,11 +123,18 @@ class DataParallel:
             for future in others:
                 total += future.result()
         params = self.net.parameters()
-        for replica in self._replicas[1:len(bounds)]:
-            for own, twin in zip(params, replica.parameters(), strict=True):
-                np.add(own.grad, twin.grad, out=own.grad)
-        optimizer.step(params)
+        twins = [r.parameters() for r in self._replicas[1:len(bounds)]]
+        self._run([partial(_sum_gradients, params, twins, k, self.threads)
+                   for k in range(self.threads)])
+        optimizer.step(params, parts=self.threads, run=self._run)
         return total
+
+    def _run(self, jobs: list[Callable[[], None]]) -> None:
+        """Run the jobs at once, the first on this thread, with one BLAS thread each."""
+        others = [self._pool.submit(job) for job in jobs[1:]]
+        jobs[0]()
+        for future in others:
+            future.result()
 
     def close(self) -> None:
         """Stop the worker threads."""

@@ -20,8 +20,13 @@ from model import (
     ensemble,
 )
 from training.loop import FitConfig, accuracy, fit
-from training.parallel import MIN_SHARD_ROWS, DataParallel, default_threads, shard_bounds, \
-    usable_cpus
+from training.parallel import (
+    MIN_SHARD_ROWS,
+    DataParallel,
+    default_threads,
+    shard_bounds,
+    usable_cpus,
+)
 
 
 def small_cnn(dropout: float = 0.0) -> list:
@@ -39,7 +44,7 @@ def digits(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_shards_cover_the_batch_in_order_with_near_equal_sizes(n, threads):
     bounds = shard_bounds(n, threads)
     assert bounds[0][0] == 0 and bounds[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
     sizes = [stop - start for start, stop in bounds]
     assert max(sizes) - min(sizes) <= 1
     assert len(bounds) <= threads
