@@ -13,10 +13,8 @@ from tqdm import tqdm
 
 from model import Loss, Optimizer, Sequential
 
-from .parallel import DataParallel, default_threads
+from .parallel import DataParallel, Transform, default_threads
 
-#: maps a batch of raw training inputs to network inputs (augmentation + preprocessing)
-BatchTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 #: maps the network's outputs on the validation set to a scalar metric
 Metric = Callable[[np.ndarray], float]
 
@@ -55,7 +53,7 @@ class FitConfig:
 def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.ndarray,
         x_val: np.ndarray, y_val: np.ndarray, config: FitConfig, metric: Metric,
         metric_name: str, higher_is_better: bool,
-        batch_transform: BatchTransform | None = None,
+        batch_transform: Transform | None = None,
         val_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> History:
     """Train ``net`` in place; keep the weights of the epoch with the best validation metric.
 
@@ -77,9 +75,11 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
 def _fit(net: Sequential, trainer: DataParallel, optimizer: Optimizer, loss: Loss,
          x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: FitConfig,
          metric: Metric, metric_name: str, higher_is_better: bool,
-         batch_transform: BatchTransform | None,
+         batch_transform: Transform | None,
          val_transform: Callable[[np.ndarray], np.ndarray] | None) -> History:
     rng = np.random.default_rng(config.seed)
+    # one augmentation stream per thread (the shuffling stays on rng)
+    shard_rngs = [rng] if trainer.threads == 1 else rng.spawn(trainer.threads)
     xv = val_transform(x_val) if val_transform else x_val
     sign = 1.0 if higher_is_better else -1.0
     best_score, best_weights, since_best = -math.inf, None, 0
@@ -95,10 +95,8 @@ def _fit(net: Sequential, trainer: DataParallel, optimizer: Optimizer, loss: Los
         total, batches = 0.0, 0
         for i in range(0, n, config.batch_size):
             idx = order[i:i + config.batch_size]
-            xb = x[idx]
-            if batch_transform is not None:
-                xb = batch_transform(xb, rng)
-            total += trainer.train_step(xb, y[idx], loss, optimizer)
+            total += trainer.train_step(x[idx], y[idx], loss, optimizer, batch_transform,
+                                        shard_rngs)
             batches += 1
         val_out = net.infer(xv)
         score = metric(val_out)

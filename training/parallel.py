@@ -17,7 +17,7 @@ one-thread run (each replica draws from its own stream, derived from the network
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
@@ -32,6 +32,10 @@ from model.optimizers import Param, part_bounds
 MIN_SHARD_ROWS = 16
 
 _controller: ThreadpoolController | None = None
+
+#: maps raw training rows to network inputs (augmentation + preprocessing), drawing from
+#: the given generator
+Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def usable_cpus() -> int:
@@ -101,17 +105,26 @@ class DataParallel:
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="train-shard") \
             if threads > 1 else None
 
-    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer) -> float:
-        """One update from the whole batch; returns the batch's mean loss."""
+    def train_step(self, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer,
+                   transform: Transform | None = None,
+                   rngs: Sequence[np.random.Generator] = ()) -> float:
+        """One update from the whole batch; returns the batch's mean loss.
+
+        ``transform(rows, rng)`` (augmentation, preprocessing) maps raw rows to network
+        inputs on each shard's own thread, shard k drawing from ``rngs[k]``.
+        """
         bounds = shard_bounds(len(x), self.threads)
         if len(bounds) == 1 or self._pool is None:
+            if transform is not None:
+                x = transform(x, rngs[0])
             return self.net.train_step(x, y, loss, optimizer)
         n = len(x)
 
         def shard(k: int) -> float:
             start, stop = bounds[k]
             replica = self._replicas[k]
-            value, grad = loss(replica.forward(x[start:stop]), y[start:stop])
+            rows = x[start:stop] if transform is None else transform(x[start:stop], rngs[k])
+            value, grad = loss(replica.forward(rows), y[start:stop])
             share = (stop - start) / n
             grad *= grad.dtype.type(share)  # the shard's part of the whole batch's mean
             replica.backward(grad)

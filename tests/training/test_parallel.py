@@ -1,5 +1,7 @@
 """Data-parallel training steps (training/parallel.py): the same update as one thread."""
 
+import threading
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -177,3 +179,28 @@ def test_fit_records_the_threads_it_trained_on():
                   accuracy(y), "accuracy", higher_is_better=True)
     assert history.threads == 2
     assert len(history.epochs) == 2
+
+
+def test_augmentation_runs_per_shard_on_its_thread_with_its_own_stream():
+    x, y = digits(64)
+    x = x.astype(np.float32)
+    calls = []
+
+    def jitter(rows, rng):
+        calls.append((len(rows), id(rng), threading.get_ident()))
+        return rows + rng.normal(0, 0.1, rows.shape).astype(np.float32)
+
+    def run():
+        net = Sequential(small_cnn(dropout=0.25), input_shape=(8, 8)).build(seed=0)
+        fit(net, Adam(1e-2), SoftmaxCrossEntropy(), x, y, x, y,
+            FitConfig(epochs=2, batch_size=64, progress=False, threads=2),
+            accuracy(y), "accuracy", higher_is_better=True, batch_transform=jitter)
+        return net.get_weights()
+
+    first = run()
+    assert sorted({n for n, _, _ in calls}) == [32]
+    assert len({r for _, r, _ in calls}) == 2  # two streams
+    assert len({t for _, _, t in calls}) == 2  # on two threads
+    second = run()
+    for name, w in first.items():
+        assert np.array_equal(second[name], w), name
