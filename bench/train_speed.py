@@ -115,6 +115,7 @@ def blas_kernel() -> str:
 def worker(model: str, epochs: int, seed: int, max_wait: float = 120.0) -> dict:
     """Train once with our library and return timing and accuracy."""
     from model import SoftmaxCrossEntropy
+    from training.parallel import DataParallel, default_threads
 
     xtr, ytr, xte, yte = _load_digits()
     x = xtr.astype(np.float32) / np.float32(255.0)
@@ -127,6 +128,8 @@ def worker(model: str, epochs: int, seed: int, max_wait: float = 120.0) -> dict:
     del warm, wopt
     other = wait_quiet(max_wait=max_wait)
     net, opt = build(model, seed)
+    # as the trainer runs it: a CNN step on every usable CPU (training/parallel.py)
+    trainer = DataParallel(net, default_threads(net))
     loss = SoftmaxCrossEntropy()
     rng = np.random.default_rng(seed)
     batch = 128
@@ -137,12 +140,14 @@ def worker(model: str, epochs: int, seed: int, max_wait: float = 120.0) -> dict:
         perm = rng.permutation(len(x))
         for i in range(0, len(x), batch):
             idx = perm[i:i + batch]
-            net.train_step(np.take(x, idx, axis=0, out=xb[:len(idx)]), y[idx], loss, opt)
+            trainer.train_step(np.take(x, idx, axis=0, out=xb[:len(idx)]), y[idx], loss, opt)
         epoch_s.append(time.perf_counter() - t0)
         accs.append(float((net.infer(xt).argmax(axis=1) == yte).mean()))
     train_s = sum(epoch_s)
+    trainer.close()
     return {"samples_per_s": epochs * len(x) / train_s, "train_s": train_s, "acc": accs[-1],
-            "epoch_s": epoch_s, "other_cpu_before": other, "kernel": blas_kernel()}
+            "threads": trainer.threads, "epoch_s": epoch_s, "other_cpu_before": other,
+            "kernel": blas_kernel()}
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -282,8 +287,10 @@ def main() -> None:
             for k, name in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:  # rotate the order
                 res = runs[name](r, envs[k])
                 results[k][name].append(res)
+                threads = f", {res['threads']} threads" if "threads" in res else ""
                 print(f"[{model} round {r + 1}, {k}] {name}: {res['samples_per_s']:,.0f} "
-                      f"samples/s, acc {res['acc']:.4f} {res.get('kernel', '')}",
+                      f"samples/s, acc {res['acc']:.4f} {res.get('kernel', '')}"
+                      f"{threads}",
                       file=sys.stderr, flush=True)
         report["runs"][model] = results
         print_table(model, epochs, args.rounds, args.kernels, results)

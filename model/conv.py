@@ -17,9 +17,10 @@ from . import initializers
 from .errors import ConfigError
 from .layers import Layer, Shape, _kernel_init_name, check_positive_int, register
 
-#: Images per GEMM + col2im chunk in the input-gradient pass: small enough that the chunk's
-#: columns stay in cache while they are scattered back.
-COL2IM_CHUNK = 4
+#: im2col elements per chunk of images in training (4 MiB of float32): the chunk's columns
+#: stay in cache between im2col, the GEMMs and col2im (measured best of 1-16 images a chunk
+#: for the 3x3x32 convolution at 24x24: 4-8 images).
+TRAIN_COLS_ELEMENTS = 1 << 20
 #: Upper bound on im2col matrix size (elements) on the inference path, to bound memory.
 INFER_COLS_ELEMENTS = 8_000_000
 
@@ -161,68 +162,86 @@ class Conv2D(_Windowed):
             xp = np.zeros(shape, dtype=x.dtype)
         return self._pad_into(x, xp)
 
-    def _im2col_with_ones(self, xp: np.ndarray) -> np.ndarray:
-        """Training im2col (n*oh*ow, k [+ 1]): with a bias, a last column of ones.
+    def _chunk_images(self, n: int, row_width: int) -> int:
+        """Images per training chunk: their im2col rows fill about TRAIN_COLS_ELEMENTS."""
+        return max(1, min(n, TRAIN_COLS_ELEMENTS // (self.oh * self.ow * row_width)))
 
-        The ones column makes the bias a row of the GEMM's weight matrix, so the forward
-        GEMM adds it and the weight-gradient GEMM returns its gradient (the column sums of
-        dy) in the same pass: no separate pass over the layer's output either way.
+    def _cols_buffer(self, images: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's im2col buffer: (its k-wide receptive fields, the GEMM operand).
+
+        With a bias the operand has a last column of ones, written once per buffer, so the
+        bias is a row of the GEMM's weight matrix: the forward GEMM adds it and the
+        weight-gradient GEMM returns its gradient (the column sums of dy) in the same pass.
+        Rows start on whole cache lines (the stride rounded up to 64 bytes): OpenBLAS packs
+        a transposed operand with unaligned rows (289 floats) measurably slower.
         """
-        n, k = xp.shape[0], self._k
+        k = self._k
         kh, kw = self.window
         width = k + self.use_bias
-        # Rows start on whole cache lines (the stride rounded up to 64 bytes): OpenBLAS packs
-        # a transposed operand with unaligned rows (289 floats) measurably slower.
-        line = max(1, 64 // xp.dtype.itemsize)
+        line = max(1, 64 // dtype.itemsize)
         stride = -(-width // line) * line
         before = self._buffers.get("cols")
-        cols = self._buffer("cols", (n, self.oh, self.ow, stride), xp.dtype)
+        cols = self._buffer("cols", (images, self.oh, self.ow, stride), dtype)
         if self.use_bias and self._buffers["cols"] is not before:
             self._buffers["cols"][..., k] = 1  # a new buffer: its ones are written once
-        dst = np.reshape(cols[..., :k], (n, self.oh, self.ow, kh, kw * xp.shape[3]),
-                         copy=False)
-        self._im2col(xp, dst)
-        return cols.reshape(-1, stride)[:, :width]
+        fields = np.reshape(cols[..., :k], (images, self.oh, self.ow, kh, kw * self.input_shape[2]),
+                            copy=False)
+        return fields, cols.reshape(-1, stride)[:, :width]
+
+    def _chunks(self, n: int, dtype: np.dtype):
+        """(start, stop, fields, operand) per chunk of images, sharing one cache-sized buffer."""
+        size = self._chunk_images(n, self._k + self.use_bias)
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            fields, operand = self._cols_buffer(size, dtype)
+            rows = (stop - start) * self.oh * self.ow
+            yield start, stop, fields[: stop - start], operand[:rows]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """im2col and GEMM a few images at a time, so the columns are still in cache when
+        the GEMM reads them (a whole-batch im2col matrix goes out to memory and back)."""
         n, k, f = x.shape[0], self._k, self.filters
-        self._cols = self._im2col_with_ones(self._padded_input(x, training=True))
+        self._xp = self._padded_input(x, training=True)
         wb = self._buffer("wb", (k + self.use_bias, f), x.dtype)
         wb[:k] = self.params["W"].reshape(k, f)
         if self.use_bias:
             wb[k] = self.params["b"]
-        y = self._buffer("y", (n * self.oh * self.ow, f), x.dtype)
-        np.matmul(self._cols, wb, out=y)
+        y = self._buffer("y", (n, self.oh * self.ow, f), x.dtype)
+        for start, stop, fields, operand in self._chunks(n, x.dtype):
+            self._im2col(self._xp[start:stop], fields)
+            np.matmul(operand, wb, out=y[start:stop].reshape(-1, f))
         self._n = n
         return y.reshape(n, self.oh, self.ow, f)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        k, f = self._k, self.filters
+        """Per chunk of images: im2col again (cheaper than keeping the columns in memory;
+        a batch that was one chunk still has them), add its weight gradient, and scatter
+        its input gradient back (col2im) through the same buffer."""
+        n, k, f = self._n, self._k, self.filters
+        dyr = dy.reshape(n, self.oh * self.ow, f)
         dwb = self._buffer("dwb", (k + self.use_bias, f), dy.dtype)
-        np.matmul(self._cols.T, dy.reshape(-1, f), out=dwb)
+        part = self._buffer("dwb_part", dwb.shape, dy.dtype)
+        if self.needs_input_grad:
+            wt = self.params["W"].reshape(k, f).T
+            dxp = self._buffer("dxp", (n, *self.padded_hw, self.input_shape[2]), dy.dtype)
+            dxp.fill(0)
+        whole = self._chunk_images(n, k + self.use_bias) >= n
+        for start, stop, fields, operand in self._chunks(n, dy.dtype):
+            if not whole:  # else the forward pass's columns are still in the buffer
+                self._im2col(self._xp[start:stop], fields)
+            dyc = dyr[start:stop].reshape(-1, f)
+            np.matmul(operand.T, dyc, out=dwb if start == 0 else part)
+            if start:
+                dwb += part
+            if self.needs_input_grad:
+                # the fields are free again: the input gradient's columns go there
+                np.matmul(dyc, wt, out=fields.reshape(-1, k))
+                self._col2im_add(fields, dxp[start:stop])
         self.grads["W"].reshape(k, f)[...] = dwb[:k]
         if self.use_bias:
             self.grads["b"][...] = dwb[k]
         if not self.needs_input_grad:
             return None
-        return self._input_grad(dy)
-
-    def _input_grad(self, dy: np.ndarray) -> np.ndarray:
-        """col2im: dcols = dy @ W.T, scattered back onto the padded input, in small chunks."""
-        n = self._n
-        kh, kw = self.window
-        c = self.input_shape[2]
-        f = self.filters
-        wt = self.params["W"].reshape(self._k, f).T
-        dxp = self._buffer("dxp", (n, *self.padded_hw, c), dy.dtype)
-        dxp.fill(0)
-        chunk = min(COL2IM_CHUNK, n)
-        dcols = self._buffer("dcols", (chunk, self.oh, self.ow, kh, kw * c), dy.dtype)
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            dc = dcols[: stop - start]
-            np.matmul(dy[start:stop].reshape(-1, f), wt, out=dc.reshape(-1, self._k))
-            self._col2im_add(dc, dxp[start:stop])
         return self._unpad(dxp) if self._padded else dxp
 
     def _col2im_add(self, dc: np.ndarray, dxp: np.ndarray) -> None:

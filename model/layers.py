@@ -15,6 +15,7 @@ Two paths:
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -128,6 +129,18 @@ class Layer:
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Inference pass: no state kept, batch-size independent, may overwrite ``x``."""
         raise NotImplementedError
+
+    def replica(self) -> Layer:
+        """A twin for another thread of a data-parallel step (training/parallel.py).
+
+        The twin reads the same parameter arrays (updates reach it at once) but owns its
+        gradients, buffers and what a forward pass keeps, so two threads may train on two
+        shards of a batch at the same time.
+        """
+        twin = copy.copy(self)
+        twin.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        twin._buffers = {}
+        return twin
 
     # -- helpers ------------------------------------------------------------------------
     def _buffer(self, key: str, shape: Shape, dtype: np.dtype) -> np.ndarray:
@@ -299,16 +312,25 @@ class Dropout(Layer):
         # an independent stream per layer, derived from the network's seed
         self.rng = np.random.default_rng(int(rng.integers(2**63)))
 
+    def replica(self) -> Layer:
+        twin = super().replica()
+        twin.rng = self.rng.spawn(1)[0]  # its own mask stream, derived from this one's
+        return twin
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.rate == 0.0:
             self._mask = None
             return x
-        # Keep a value when a random 16-bit integer reaches rate * 2^16: raw generator
-        # bytes and one comparison cost a fraction of drawing a float per value. The rate
-        # is thereby rounded to a multiple of 2^-16 (exact for 0.25, 0.5, ...).
-        bits = np.frombuffer(self.rng.bytes(2 * x.size), dtype=np.uint16).reshape(x.shape)
+        # Keep a value when a random integer reaches rate * 2^bits: raw generator bytes and
+        # one comparison cost a fraction of drawing a float per value. One byte a value
+        # when the rate is a multiple of 1/256 (0.25, 0.5, ...), else two: the rate is
+        # thereby rounded to a multiple of 2^-16.
+        kind = np.uint8 if (self.rate * 256).is_integer() else np.uint16
+        scale = 1 << (8 * np.dtype(kind).itemsize)
+        bits = np.frombuffer(self.rng.bytes(np.dtype(kind).itemsize * x.size),
+                             dtype=kind).reshape(x.shape)
         keep = self._buffer("keep", x.shape, np.dtype(bool))
-        np.greater_equal(bits, np.uint16(min(round(self.rate * 65536), 65535)), out=keep)
+        np.greater_equal(bits, kind(min(round(self.rate * scale), scale - 1)), out=keep)
         mask = self._buffer("mask", x.shape, x.dtype)
         np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
         self._mask = mask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -97,6 +98,16 @@ class Sequential:
         if isinstance(order[0], ReLU):
             order[0].inplace = False
         return order
+
+    def replica(self) -> Sequential:
+        """A twin sharing this network's parameter arrays, with gradients, buffers and
+        dropout streams of its own: what a second thread trains a shard of the batch with."""
+        self._check_built()
+        twin = copy.copy(self)
+        twin.layers = [layer.replica() for layer in self.layers]
+        twins = {id(layer): t for layer, t in zip(self.layers, twin.layers, strict=True)}
+        twin._plan = [twins[id(layer)] for layer in self._plan]
+        return twin
 
     @property
     def built(self) -> bool:
@@ -247,6 +258,14 @@ class Average(Layer):
 
     def count_params(self) -> int:
         return sum(m.count_params() for m in self.members)
+
+    def replica(self) -> Layer:
+        twin = copy.copy(self)
+        twin.members = [m.replica() for m in self.members]
+        twin.grads = {f"{j}.{p.name}": p.grad for j, m in enumerate(twin.members)
+                      for p in m.parameters()}
+        twin._buffers = {}
+        return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = self._buffer("y", (x.shape[0], *self.output_shape), x.dtype)

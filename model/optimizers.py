@@ -6,7 +6,8 @@ every parameter several times, and fresh temporaries would cost more than the ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +23,15 @@ class Param(NamedTuple):
     value: np.ndarray
     grad: np.ndarray
     decayed: bool
+
+
+def part_bounds(size: int, part: int, parts: int) -> tuple[int, int]:
+    """The flat range [lo, hi) of the ``part``-th of ``parts`` near-equal slices of size."""
+    return size * part // parts, size * (part + 1) // parts
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)  # parameters, gradients and states are contiguous: a view
 
 
 class Optimizer:
@@ -47,21 +57,43 @@ class Optimizer:
         """The learning rate the next step will use."""
         return self.schedule(self.iterations)
 
-    def step(self, params: Sequence[Param]) -> None:
-        """Apply one update to every parameter."""
+    def step(self, params: Sequence[Param], parts: int = 1,
+             run: Callable[[list[Callable[[], None]]], Any] | None = None) -> None:
+        """Apply one update to every parameter.
+
+        With ``parts`` > 1 every parameter is cut into that many flat slices, and ``run``
+        is given one callable per slice set (e.g. to run them on threads at once). Updates
+        are element-wise, so the result has the same bits either way.
+        """
         if self._state is None:
             self._state = [self._init_state(p.value) for p in params]
         elif len(self._state) != len(params):
             raise ValueError("step() got a different parameter list than before")
         lr = self.lr
-        for p, state in zip(params, self._state, strict=True):
-            grad = p.grad
-            if self.weight_decay and p.decayed:
-                tmp = state["tmp"]
-                np.multiply(p.value, self.weight_decay, out=tmp)
-                grad += tmp
-            self._update(p.value, grad, state, p.value.dtype.type(lr))
+        jobs = [partial(self._update_part, params, lr, k, parts) for k in range(parts)]
+        if run is None:
+            for job in jobs:
+                job()
+        else:
+            run(jobs)
         self.iterations += 1
+
+    def _update_part(self, params: Sequence[Param], lr: float, part: int, parts: int) -> None:
+        """Update the ``part``-th of ``parts`` flat slices of every parameter."""
+        for p, state in zip(params, self._state, strict=True):
+            lo, hi = part_bounds(p.value.size, part, parts)
+            if lo == hi:
+                continue
+            if parts == 1:
+                w, grad, part_state = p.value, p.grad, state
+            else:
+                w, grad = _flat(p.value)[lo:hi], _flat(p.grad)[lo:hi]
+                part_state = {k: _flat(v)[lo:hi] for k, v in state.items()}
+            if self.weight_decay and p.decayed:
+                tmp = part_state["tmp"]
+                np.multiply(w, self.weight_decay, out=tmp)
+                grad += tmp
+            self._update(w, grad, part_state, w.dtype.type(lr))
 
     def _init_state(self, value: np.ndarray) -> dict[str, np.ndarray]:
         return {"tmp": np.empty_like(value)}

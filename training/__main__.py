@@ -47,6 +47,10 @@ def _add_training_options(p: argparse.ArgumentParser, data_help: str) -> None:
     p.add_argument("--patience", type=_non_negative_int,
                    help="stop after this many epochs without validation improvement and keep "
                         "the best epoch (0: never stop early, keep the last epoch)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="threads each training step runs on (default: every usable CPU for "
+                        "convolutional networks, 1 for dense ones); a run is reproducible for "
+                        "a given seed and thread count")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: only on a terminal)")
 
@@ -143,7 +147,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     options = TrainOptions(data=args.data, out=args.out, seed=args.seed, epochs=args.epochs,
                            batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                            weight_decay=args.weight_decay, patience=args.patience,
-                           progress=args.progress, command=command_line(argv))
+                           progress=args.progress, threads=args.threads,
+                           command=command_line(argv))
     if args.command == "housing":
         from .housing import train
 

@@ -55,7 +55,8 @@ class HousingModel:
 
 
 def fit_ensemble(x: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
-                 hp: dict[str, Any], seed: int, progress: bool | None = None) -> HousingModel:
+                 hp: dict[str, Any], seed: int, progress: bool | None = None,
+                 threads: int | None = None) -> HousingModel:
     """Fit preprocessing on ``train_rows`` and an ensemble of ``hp["members"]`` MLPs.
 
     x: (n, 13) raw features, y: (n,) MEDV. Members differ in initialisation and batch order;
@@ -80,6 +81,7 @@ def fit_ensemble(x: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows:
         config = FitConfig(epochs=hp["epochs"], batch_size=hp["batch_size"],
                            patience=hp["patience"] or None, seed=member_seed,
                            min_epochs=hp["min_epochs"], progress=progress,
+                           threads=threads,
                            desc=f"housing member {k + 1}/{hp['members']}")
         histories.append(fit(net, build_optimizer(hp, steps), MeanSquaredError(), x_train,
                              y_train, x_val, y_val, config, val_rmse, "rmse",
@@ -105,7 +107,7 @@ def train(options: TrainOptions, members: int | None = None) -> TrainResult:
     except ValueError as exc:
         raise DataError(options.data, str(exc)) from None
     fitted = fit_ensemble(data.X, data.y, split.train, split.val, hp, options.seed,
-                          options.progress)
+                          options.progress, options.threads)
     network, histories = fitted.network, fitted.histories
     y_val = data.y[split.val]
 

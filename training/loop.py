@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from model import Loss, Optimizer, Sequential
 
-#: maps a batch of raw training inputs to network inputs (augmentation + preprocessing)
-BatchTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+from .parallel import DataParallel, Transform, default_threads
+
 #: maps the network's outputs on the validation set to a scalar metric
 Metric = Callable[[np.ndarray], float]
 
@@ -27,6 +27,7 @@ class History:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    threads: int = 1  # threads each step ran on (training/parallel.py)
 
     @property
     def best(self) -> dict[str, float]:
@@ -46,12 +47,13 @@ class FitConfig:
     restore_best: bool = True  # False: keep the last epoch's weights (e.g. after a schedule)
     progress: bool | None = None  # None: a bar only on a terminal
     desc: str = "train"
+    threads: int | None = None  # threads per step; None: what the network is worth
 
 
 def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.ndarray,
         x_val: np.ndarray, y_val: np.ndarray, config: FitConfig, metric: Metric,
         metric_name: str, higher_is_better: bool,
-        batch_transform: BatchTransform | None = None,
+        batch_transform: Transform | None = None,
         val_transform: Callable[[np.ndarray], np.ndarray] | None = None) -> History:
     """Train ``net`` in place; keep the weights of the epoch with the best validation metric.
 
@@ -62,7 +64,22 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
     original unit). Stops when the metric has not improved for ``patience`` epochs and
     restores the best weights.
     """
+    threads = config.threads if config.threads is not None else default_threads(net)
+    with DataParallel(net, threads) as trainer:
+        history = _fit(net, trainer, optimizer, loss, x, y, x_val, y_val, config, metric,
+                       metric_name, higher_is_better, batch_transform, val_transform)
+    history.threads = threads
+    return history
+
+
+def _fit(net: Sequential, trainer: DataParallel, optimizer: Optimizer, loss: Loss,
+         x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: FitConfig,
+         metric: Metric, metric_name: str, higher_is_better: bool,
+         batch_transform: Transform | None,
+         val_transform: Callable[[np.ndarray], np.ndarray] | None) -> History:
     rng = np.random.default_rng(config.seed)
+    # one augmentation stream per thread (the shuffling stays on rng)
+    shard_rngs = [rng] if trainer.threads == 1 else rng.spawn(trainer.threads)
     xv = val_transform(x_val) if val_transform else x_val
     sign = 1.0 if higher_is_better else -1.0
     best_score, best_weights, since_best = -math.inf, None, 0
@@ -78,10 +95,8 @@ def fit(net: Sequential, optimizer: Optimizer, loss: Loss, x: np.ndarray, y: np.
         total, batches = 0.0, 0
         for i in range(0, n, config.batch_size):
             idx = order[i:i + config.batch_size]
-            xb = x[idx]
-            if batch_transform is not None:
-                xb = batch_transform(xb, rng)
-            total += net.train_step(xb, y[idx], loss, optimizer)
+            total += trainer.train_step(x[idx], y[idx], loss, optimizer, batch_transform,
+                                        shard_rngs)
             batches += 1
         val_out = net.infer(xv)
         score = metric(val_out)
@@ -116,4 +131,5 @@ def accuracy(labels: np.ndarray) -> Metric:
 def history_summary(history: History) -> dict[str, Any]:
     """What the manifest records about a run."""
     return {"epochs_run": len(history.epochs), "best_epoch": history.best_epoch,
-            "stopped_early": history.stopped_early, "seconds": round(history.seconds, 2)}
+            "stopped_early": history.stopped_early, "seconds": round(history.seconds, 2),
+            "threads": history.threads}

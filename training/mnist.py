@@ -100,7 +100,7 @@ def train(options: TrainOptions, arch: str = "cnn", augment: bool = True,
     steps = -(-len(y_train) // hp["batch_size"])
     patience = hp["patience"] or None
     config = FitConfig(epochs=hp["epochs"], batch_size=hp["batch_size"], patience=patience,
-                       seed=options.seed, progress=options.progress,
+                       seed=options.seed, progress=options.progress, threads=options.threads,
                        restore_best=patience is not None, desc=f"mnist {arch}")
     history = fit(net, build_optimizer(hp, steps), SoftmaxCrossEntropy(), x_train, y_train,
                   images[split.val], labels[split.val], config,

@@ -37,6 +37,7 @@ class TrainOptions:
     weight_decay: float | None = None
     patience: int | None = None
     progress: bool | None = None
+    threads: int | None = None
     command: str = field(default_factory=lambda: command_line(sys.argv[1:]))
 
     def resolved(self, defaults: dict[str, Any]) -> dict[str, Any]:

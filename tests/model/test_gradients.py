@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import check_layer, numeric_grad, sample_indices
 
+import model.conv
 from model import (
     Conv2D,
     Dense,
@@ -60,6 +61,19 @@ def test_conv2d(shape, filters, kernel, strides, padding, batch):
     layer = built(Conv2D(filters, kernel, strides=strides, padding=padding,
                          bias_initializer="he_uniform"), shape)
     check_layer(layer, rng.standard_normal((batch, *shape)), rng)
+
+
+@pytest.mark.parametrize("shape,filters,kernel,strides,padding", [c[:5] for c in CONV_CASES])
+def test_conv2d_a_few_images_at_a_time(monkeypatch, shape, filters, kernel, strides, padding):
+    """Training passes over chunks of two images, the last one short, give the same
+    gradients as finite differences (forward, weight gradients summed over chunks, col2im)."""
+    rng = np.random.default_rng(filters)
+    layer = built(Conv2D(filters, kernel, strides=strides, padding=padding,
+                         bias_initializer="he_uniform"), shape)
+    monkeypatch.setattr(model.conv, "TRAIN_COLS_ELEMENTS",
+                        2 * layer.oh * layer.ow * (layer._k + 1))
+    assert layer._chunk_images(5, layer._k + 1) == 2
+    check_layer(layer, rng.standard_normal((5, *shape)), rng)
 
 
 POOL_CASES = [

@@ -120,14 +120,15 @@ def test_infer_does_not_modify_its_input():
     np.testing.assert_array_equal(x, [[-1, 2, -3, 4]])
 
 
-def test_dropout_training_and_inference():
-    layer = Dropout(0.25)
+@pytest.mark.parametrize("rate", [0.25, 0.5, 0.1, 0.3])  # 8-bit draws, then 16-bit ones
+def test_dropout_training_and_inference(rate):
+    layer = Dropout(rate)
     layer.build((1000,), np.random.default_rng(0), np.float32)
     x = np.ones((50, 1000), dtype=np.float32)
     y = layer.forward(x)
     kept = y != 0
-    assert kept.mean() == pytest.approx(0.75, abs=0.01)
-    np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
+    assert kept.mean() == pytest.approx(1 - rate, abs=0.01)
+    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)
     assert y.mean() == pytest.approx(1.0, abs=0.02)
     np.testing.assert_array_equal(layer.infer(x), x)
 

@@ -103,3 +103,35 @@ def test_optimizer_follows_its_schedule():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         bad()
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.05, momentum=0.9, nesterov=True),
+                                  lambda: RMSprop(0.01, weight_decay=0.01),
+                                  lambda: Adam(0.05, weight_decay=0.001)],
+                         ids=["nesterov", "rmsprop", "adam"])
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_an_update_in_slices_has_the_same_bits(make, parts):
+    """step(parts=k) updates k flat slices by separate calls (run on threads by
+    training/parallel.py): element-wise, so every bit equals the one-call update."""
+    rng = np.random.default_rng(parts)
+    shapes = [(5, 4), (3,), (2, 3, 2), (1,)]  # slices of the 1-element one are mostly empty
+    whole = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+    sliced = [w.copy() for w in whole]
+    one, many = make(), make()
+    calls = []
+
+    def run(jobs):
+        calls.append(len(jobs))
+        for job in reversed(jobs):  # any order
+            job()
+
+    for _ in range(3):
+        grads = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        one.step([Param(str(i), w, g.copy(), i == 0) for i, (w, g) in
+                  enumerate(zip(whole, grads, strict=True))])
+        many.step([Param(str(i), w, g.copy(), i == 0) for i, (w, g) in
+                   enumerate(zip(sliced, grads, strict=True))], parts=parts, run=run)
+    assert calls == [parts] * 3
+    for a, b in zip(whole, sliced, strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(whole[0], np.zeros_like(whole[0]))

@@ -12,6 +12,7 @@ from model import Predictor, load_artifact
 from training.__main__ import main
 from training.datasets import housing_split, load_housing
 from training.evaluate import evaluate
+from training.parallel import usable_cpus
 from training.report import regression_metrics
 
 QUICK_HOUSING = ["--members", "2", "--epochs", "40", "--patience", "10"]
@@ -103,6 +104,21 @@ def test_mnist_cnn_with_augmentation_and_early_stopping(small_digits_dir, tmp_pa
     assert hp["arch"] == "cnn" and hp["augment"] and hp["distortion"]["max_rotation"] > 0
     assert manifest["layers"][1]["type"] == "Conv2D"
     assert json.loads(out)["test"]["accuracy"] > 0.1
+    assert manifest["training"]["run"]["threads"] == usable_cpus()  # a CNN: every CPU
+
+
+def test_threads_are_chosen_recorded_and_reproducible(small_digits_dir, tmp_path, capsys):
+    weights = []
+    for run in (1, 2):
+        code, out, _ = run_cli(capsys, "mnist", "--data", str(small_digits_dir), "--out",
+                               str(tmp_path / str(run)), "--epochs", "1", "--batch-size", "64",
+                               "--threads", "3")
+        assert code == 0, out
+        artifact = load_artifact(tmp_path / str(run) / "mnist" / "1")
+        assert artifact.manifest["training"]["run"]["threads"] == 3
+        weights.append(artifact.network.get_weights())
+    for name, w in weights[0].items():
+        assert np.array_equal(weights[1][name], w), name
 
 
 def test_mnist_without_t10k_uses_a_test_slice(tmp_path, real_digits, capsys):
@@ -122,6 +138,7 @@ def test_mnist_without_t10k_uses_a_test_slice(tmp_path, real_digits, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["housing"], "the following arguments are required: --data"),
     (["housing", "--data", "x", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["mnist", "--data", "x", "--threads", "0"], "--threads: must be at least 1"),
     (["housing", "--data", "x", "--lr", "-1"], "--lr: must be in (0, 10)"),
     (["housing", "--data", "x", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["mnist", "--data", "x", "--arch", "resnet"], "invalid choice: 'resnet'"),
