@@ -58,7 +58,7 @@ container-test: $(STAMP)
 	$(BIN)/python deploy/container_test.py
 
 # The default models, trained on the bundled data only if artifacts/ lacks them (the
-# committed ones are these recipes' output; artifacts/mnist/1 predates --extra-data).
+# committed ones are these recipes' output).
 models: $(STAMP) artifacts/housing artifacts/mnist
 
 artifacts/housing:
