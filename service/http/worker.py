@@ -4,9 +4,10 @@
 
 Why (docs/ROBUSTNESS.md has the measurements): a sync worker blocks on one slow client, so
 a handful of sockets trickling headers take the server down. Here every connection is a
-greenlet, so a held connection costs a few KiB, not a worker. Predictions are CPU-bound and
-never yield, so they still run one at a time per worker, as under sync workers. On top of
-gunicorn's gevent worker this class adds:
+greenlet, so a held connection costs a few KiB, not a worker. Predictions still compute one
+at a time per worker, as under sync workers (service/http/lane.py; long forward passes in
+one native thread, so accepting and shedding go on meanwhile). On top of gunicorn's gevent
+worker this class adds:
 
 - a request line and headers must arrive within ``keepalive`` seconds (gunicorn's gevent
   worker times the whole read, not each packet), bodies within ``SERVICE_BODY_TIMEOUT``
