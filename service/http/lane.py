@@ -24,6 +24,7 @@ concurrency to order: everything runs inline and only the admission checks act.
 from __future__ import annotations
 
 import collections
+import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -39,6 +40,12 @@ from ..core.errors import Overloaded
 
 #: Predictions expected to compute longer than this (seconds) leave the event loop.
 OFFLOAD_AFTER = 0.001
+#: The GIL switch interval of a worker once its model thread runs (Python's default: 5 ms).
+#: While the event loop holds the GIL (reading, refusing requests) the thread waits up to
+#: this long to take it back after each NumPy call that released it. Measured, 3x overload
+#: of the default CNN: served 91, 92, 86, 92% of capacity with 0.5 ms; 96, 76, 66, 92,
+#: 83, 73% with 5 ms (docs/BENCHMARKS.md).
+SWITCH_INTERVAL = 0.0005
 #: Weight of the newest measurement in a model's seconds-per-row estimate.
 _SMOOTHING = 0.2
 
@@ -137,6 +144,7 @@ class ModelLane:
             if self._pool is None:
                 from gevent.threadpool import ThreadPool
                 self._pool = ThreadPool(1)
+                sys.setswitchinterval(SWITCH_INTERVAL)
             out, seconds = self._pool.apply(_timed, (predictor, x))
         else:
             out, seconds = _timed(predictor, x)
