@@ -8,10 +8,12 @@ routes and the batch scorer decode their own formats and call ``predict``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from model import Predictor
 from model.interface import Prediction
 
 from .errors import InvalidRequest, NotReady
@@ -29,13 +31,25 @@ from .registry import ModelVersion, Registry, ServedModel
 from .signature import model_metadata
 from .tensors import tensor_to_batch
 
+#: How a DataPlane runs a model on a checked batch; a front end may run it elsewhere (the
+#: HTTP worker's ``ModelLane`` runs long ones off its event loop).
+Runner = Callable[[Predictor, np.ndarray], Prediction]
+
+
+def run_here(predictor: Predictor, x: np.ndarray) -> Prediction:
+    """The default ``Runner``: compute in the caller's thread."""
+    return predictor.infer(x)
+
 
 class DataPlane:
-    """The serving operations over a Registry; ``max_instances`` bounds a request's rows."""
+    """The serving operations over a Registry; ``max_instances`` bounds a request's rows;
+    ``runner`` computes the predictions."""
 
-    def __init__(self, registry: Registry, max_instances: int = 1024) -> None:
+    def __init__(self, registry: Registry, max_instances: int = 1024,
+                 runner: Runner = run_here) -> None:
         self.registry = registry
         self.max_instances = max_instances
+        self.runner = runner
 
     def live(self) -> bool:
         return True
@@ -76,7 +90,7 @@ class DataPlane:
 
     def predict(self, mv: ModelVersion, x: np.ndarray) -> Prediction:
         """Run ``mv`` on checked float32 x of shape (n, *input_shape) in one call."""
-        return mv.predictor.infer(x)  # type: ignore[union-attr]
+        return self.runner(mv.predictor, x)  # type: ignore[arg-type]
 
     def infer(self, mv: ModelVersion, req: InferRequest, versioned: bool = True,
               ) -> InferResponse:

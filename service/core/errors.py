@@ -55,3 +55,12 @@ def first_message(details: Any, path: str = "") -> str:
 
 class PictureTooLarge(InvalidRequest):
     """A picture has more pixels (or base64 bytes) than the server decodes."""
+
+
+class Overloaded(ServiceError):
+    """Too many requests wait for the model, or this one waited too long: retry later."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None,
+                 retry_after: int = 1) -> None:
+        super().__init__(message, details)
+        self.retry_after = retry_after

@@ -25,6 +25,7 @@ from ..core.registry import Registry
 from . import ops, page, v1, v2
 from .auth import BearerAuth
 from .errors import register_error_handlers
+from .lane import ModelLane
 from .limits import Limits
 from .observer import RequestObserver
 from .routing import ModelNameConverter, VersionConverter
@@ -53,8 +54,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     registry = Registry(settings.artifacts_dir, settings.reload_interval)
     registry.refresh()
-    service = Service(settings, registry, DataPlane(registry, settings.max_instances),
-                      RequestMetrics())
+    # predictions compute through the lane: bounded wait, long ones off the event loop
+    lane = ModelLane(settings.max_queue, settings.max_wait)
+    service = Service(settings, registry,
+                      DataPlane(registry, settings.max_instances, lane.run), RequestMetrics())
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -69,8 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     # Outside in: observe (id, metrics, access log), authenticate, then bound the wait and
     # the body before Flask sees the request.
-    guarded = Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout,
-                     settings.max_queue, settings.max_wait)
+    guarded = Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout, lane)
     if token:
         guarded = BearerAuth(guarded, token)
     app.wsgi_app = RequestObserver(guarded, service.metrics, AccessLog())

@@ -16,7 +16,14 @@ from werkzeug.exceptions import HTTPException
 
 from model import InputError
 
-from ..core.errors import InvalidRequest, NotFound, NotReady, PictureTooLarge, ServiceError
+from ..core.errors import (
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    Overloaded,
+    PictureTooLarge,
+    ServiceError,
+)
 
 log = logging.getLogger("service.errors")
 
@@ -47,6 +54,7 @@ HTTP_STATUS: dict[type[Exception], int] = {
     PictureTooLarge: 413,
     UnsupportedMediaType: 415,
     NotReady: 503,
+    Overloaded: 503,
 }
 
 #: Upper bound of an oversized body we still read (and discard) so the client receives the
@@ -121,6 +129,11 @@ def handle(exc: Exception) -> Response:
         headers = {"Allow": ", ".join(exc.allowed)}
     elif isinstance(exc, PayloadTooLarge):
         _drain_body()
+    elif isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(exc.retry_after)}
+        record = request.environ.get("service.record")
+        if record is not None:
+            record.endpoint = "overloaded"
     if isinstance(exc, ServiceError):
         return json_error(status, exc.message, exc.details, headers)
     if isinstance(exc, InputError):

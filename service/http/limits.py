@@ -2,13 +2,12 @@
 
 ``Limits`` reads a request body in full before the app sees it, within
 ``SERVICE_BODY_TIMEOUT`` seconds in total (a client trickling bytes gets 408 and a closed
-connection), then admits predictions through a bounded queue: when ``SERVICE_MAX_QUEUE``
-complete requests already wait in this worker, or this one has waited over
-``SERVICE_MAX_WAIT`` seconds since its first bytes reached the kernel (so time in the listen
-backlog counts), it gets 503 with ``Retry-After`` at once instead of a late answer. The
-backlog's length is no measure: idle and slow connections wait there too. Under the gevent worker
-(service/worker.py) ``time.sleep(0)`` yields, so every connection whose request is complete
-joins the queue before the first one runs; under a sync worker only the body deadline and
+connection), then passes predictions through the worker's ``ModelLane``
+(service/http/lane.py), one at a time: when ``SERVICE_MAX_QUEUE`` requests already wait in
+this worker, it gets 503 with ``Retry-After`` at once; so does one that has waited over
+``SERVICE_MAX_WAIT`` seconds since its first bytes reached the kernel (time in the listen
+backlog counts), at the moment it passes that limit. The backlog's length is no measure:
+idle and slow connections wait there too. Under a sync worker only the body deadline and
 the wait measured from arrival act.
 """
 
@@ -21,6 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+
+from ..core.errors import Overloaded
+from .lane import ModelLane
 
 
 def _gevent_timeout_class() -> Any:
@@ -94,17 +96,13 @@ class Limits:
     """Buffer the body within a deadline, then admit predictions through a bounded queue."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], max_body_bytes: int,
-                 body_timeout: float, max_queue: int, max_wait: float) -> None:
+                 body_timeout: float, lane: ModelLane) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
-        self.max_queue = max_queue
-        self.max_wait = max_wait
-        self.retry_after = str(max(1, round(max_wait)))
+        self.lane = lane
         global _gevent_timeout
         _gevent_timeout = _gevent_timeout_class()
-        #: Requests of this worker with a complete body, waiting for the CPU.
-        self.waiting = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
@@ -129,32 +127,13 @@ class Limits:
         return self._admit(environ, start_response)
 
     def _admit(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        # when its first bytes reached the kernel (service/worker.py), else now
+        # when its first bytes reached the kernel (service/http/worker.py), else now
         arrived = environ.get("service.arrived") or time.time()
-        if self.waiting >= self.max_queue:
-            return self._shed(environ, start_response, "queue",
-                              f"{self.waiting} requests are already waiting")
-        self.waiting += 1
         try:
-            time.sleep(0)  # gevent: let every other complete request join the queue first
-        finally:
-            self.waiting -= 1
-        waited = time.time() - arrived
-        if waited > self.max_wait:
-            return self._shed(environ, start_response, "wait",
-                              f"it waited {waited:.2f} s for a worker")
-        return self.app(environ, start_response)
-
-    def _shed(self, environ: dict[str, Any], start_response: Callable[..., Any],
-              reason: str, why: str) -> list[bytes]:
-        record = environ.get("service.record")
-        if record is not None:
-            record.endpoint = "overloaded"
-        return error_response(
-            start_response, "503 Service Unavailable",
-            f"the server is overloaded ({why}); retry after {self.retry_after} s",
-            {"reason": reason, "max_queue": self.max_queue, "max_wait_s": self.max_wait},
-            [("Retry-After", self.retry_after)])
+            with self.lane.admitted(arrived):
+                return self.app(environ, start_response)
+        except Overloaded as exc:
+            return shed(environ, start_response, exc)
 
     def _read_body(self, environ: dict[str, Any]) -> None:
         """Replace ``wsgi.input`` with the whole body, read by the deadline."""
@@ -192,6 +171,16 @@ class Limits:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ["wsgi.input_terminated"] = True
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def shed(environ: dict[str, Any], start_response: Callable[..., Any],
+         exc: Overloaded) -> list[bytes]:
+    """The 503 answer to an overloaded request, counted under endpoint ``overloaded``."""
+    record = environ.get("service.record")
+    if record is not None:
+        record.endpoint = "overloaded"
+    return error_response(start_response, "503 Service Unavailable", exc.message,
+                          exc.details, [("Retry-After", str(exc.retry_after))])
 
 
 class _TooLarge(Exception):

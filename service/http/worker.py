@@ -4,9 +4,10 @@
 
 Why (docs/ROBUSTNESS.md has the measurements): a sync worker blocks on one slow client, so
 a handful of sockets trickling headers take the server down. Here every connection is a
-greenlet, so a held connection costs a few KiB, not a worker. Predictions are CPU-bound and
-never yield, so they still run one at a time per worker, as under sync workers. On top of
-gunicorn's gevent worker this class adds:
+greenlet, so a held connection costs a few KiB, not a worker. Predictions still compute one
+at a time per worker, as under sync workers (service/http/lane.py; long forward passes in
+one native thread, so accepting and shedding go on meanwhile). On top of gunicorn's gevent
+worker this class adds:
 
 - a request line and headers must arrive within ``keepalive`` seconds (gunicorn's gevent
   worker times the whole read, not each packet), bodies within ``SERVICE_BODY_TIMEOUT``
@@ -22,7 +23,11 @@ gunicorn's gevent worker this class adds:
   gracefully;
 - each request carries the kernel's receive time of its first bytes
   (``environ["service.arrived"]``, from SO_TIMESTAMP), so the bounded wait of
-  service/http/limits.py counts the time it spent in the listen backlog too.
+  service/http/limits.py counts the time it spent in the listen backlog too;
+- a request head gunicorn's parser refuses (bad request line or header, a request line
+  over ``limit_request_line`` (414), too many or too long header fields (431), bad chunked
+  framing...) is answered with gunicorn's status code but the service's JSON error body
+  instead of gunicorn's HTML page (``handle_error``).
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from functools import partial
 from typing import Any
 
 import gevent
+import orjson
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -92,6 +99,53 @@ class _Named:
         return self.name
 
 
+class _Captured:
+    """Stands in for a client socket to keep what gunicorn would have written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # gunicorn's write_nonblock then writes without touching blocking mode
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+#: What each refused head's message starts with, by gunicorn's status code.
+_HEAD_ERRORS = {
+    400: "malformed request",
+    403: "request refused",
+    414: "request line too long",
+    417: "unsupported Expect header",
+    431: "request header fields too large",
+    501: "unsupported transfer coding",
+}
+
+
+def json_head_error(status: int, reason: str, detail: str) -> bytes:
+    """The HTTP answer, ``Connection: close``, with the service's JSON error for a request
+    the server refused before the app saw it (``detail``: gunicorn's words for it; never
+    shown for a 5xx, which may be a bug)."""
+    if status >= 500 and status != 501:
+        message = "internal error; the server log has the details"
+    else:
+        message = _HEAD_ERRORS.get(status, "bad request")
+        if detail:
+            message += f": {detail[:200]}"
+    body = orjson.dumps({"error": message, "details": {}})
+    return (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode("latin-1") + body
+
+
+def _status_of(written: bytes) -> tuple[int, str]:
+    """(status, reason) of the answer gunicorn wrote."""
+    _, code, reason = (written.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+                       + ["", ""])[:3]
+    return (int(code), reason) if code.isdigit() else (500, "Internal Server Error")
+
+
 class ServiceWorker(GeventWorker):
     """gunicorn's gevent worker with request time limits and a drained stop."""
 
@@ -127,6 +181,19 @@ class ServiceWorker(GeventWorker):
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         req.must_close = True  # one request per connection (see the module docstring)
         return super().handle_request(listener_name, req, sock, addr)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: Exception) -> None:
+        """gunicorn's status code, log line and access record for a request it could not
+        parse (or an error outside the app), with the service's JSON error as the body."""
+        captured = _Captured()
+        super().handle_error(req, captured, addr, exc)
+        if not captured.data:
+            return
+        status, reason = _status_of(captured.data)
+        try:
+            util.write_nonblock(client, json_head_error(status, reason, str(exc)))
+        except Exception:  # noqa: BLE001 - the client is gone; nothing to answer
+            self.log.debug("Failed to send error message.")
 
     def run(self) -> None:
         self.serving_since = time.time()

@@ -64,6 +64,49 @@ def test_more_than_the_queue_holds_gets_fast_503s(server):
     assert 'endpoint="overloaded"' in metrics and 'status="503"' in metrics
 
 
+#: Long enough that a 503 sent only once a request has waited this long cannot pass for fast.
+PATIENT_WAIT = 30
+
+
+@pytest.fixture(scope="module")
+def patient_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("overload-patient")
+    srv = Server(slow_model(workdir / "artifacts"), workdir,
+                 env={"SERVICE_MAX_QUEUE": "2", "SERVICE_MAX_WAIT": str(PATIENT_WAIT),
+                      "SERVICE_MAX_BODY_BYTES": str(16 << 20), "SERVICE_LOG_LEVEL": "WARNING"})
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_over_the_queue_503s_come_at_once_not_after_the_wait_limit(patient_server):
+    """Each worker computes one request while its event loop keeps accepting and counting:
+    beyond 2 waiting per worker a request is refused on arrival, long before it could have
+    waited PATIENT_WAIT seconds, and a served one waited for at most two before it. (Before,
+    a worker accepted nothing while computing: these 72 queued in the listen backlog and
+    were served up to ~11-16 s late.) The bounds leave a large margin for a shared machine."""
+    url = patient_server.url
+    body = orjson.dumps({"instances": random_images(256).tolist()})
+    assert timed_post(url, body)[0] == 200  # measured, so the next ones run in the thread
+    with ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(lambda _: timed_post(url, body), range(72)))
+    codes = [r[0] for r in results]
+    assert set(codes) == {200, 503}, codes
+    served = [r[1] for r in results if r[0] == 200]
+    assert max(served) < PATIENT_WAIT / 3, sorted(served)
+    shed = [r for r in results if r[0] == 503]
+    for _, seconds, headers, payload in shed:
+        assert headers["Retry-After"] == str(PATIENT_WAIT)
+        assert payload["details"]["reason"] == "queue", payload
+        assert seconds < PATIENT_WAIT / 4, seconds
+    for status, _, _, payload in results:
+        if status == 200:
+            assert len(payload["predictions"]) == 256
+    assert requests.get(url + "/v2/health/ready", timeout=10).status_code == 200
+
+
 def test_probes_and_metadata_are_not_queued(server):
     body = orjson.dumps({"instances": random_images(128).tolist()})
     with ThreadPoolExecutor(16) as pool:

@@ -55,6 +55,26 @@ def exchange(port: int, data: bytes, half_close: bool = True, timeout: float = 1
     return int(answer.split(b" ", 2)[1])
 
 
+def whole_answer(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """Send ``data`` on a new connection, read to the close: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split(" ", 2)[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
 def request(head: str, body: bytes = b"") -> bytes:
     return head.replace("\n", "\r\n").encode() + b"\r\n" + body
 
@@ -98,6 +118,37 @@ CASES = {
 def test_abuse_is_a_4xx_or_a_closed_connection(server, name):
     status = exchange(server.port, CASES[name])
     assert status is None or 400 <= status < 500, (name, status)
+    assert requests.get(server.url + "/v2/health/ready", timeout=5).status_code == 200
+
+
+#: Heads gunicorn's parser refuses before the app runs: the status code it chooses.
+REFUSED_HEADS = {
+    "request line of 100 KB": 414,
+    "header of 100 KB": 431,
+    "1,000 headers": 431,
+    "NUL in a header": 400,
+    "HTTP/2 preface on HTTP/1": 400,
+    "content-length and chunked": 400,
+    "two content-lengths": 400,
+    "negative content-length": 400,
+    "chunked twice": 400,
+    "bad request line": 400,
+    "bad HTTP version": 400,
+}
+CASES["bad request line"] = b"GET\r\nHost: x\r\n\r\n"
+CASES["bad HTTP version"] = request("GET /v2 HTTP/9.9\nHost: x\n")
+
+
+@pytest.mark.parametrize("name", list(REFUSED_HEADS))
+def test_refused_heads_get_the_json_error_with_the_parsers_status(server, name):
+    status, headers, body = whole_answer(server.port, CASES[name])
+    assert status == REFUSED_HEADS[name], (name, status, body[:300])
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    answer = orjson.loads(body)
+    assert set(answer) == {"error", "details"} and answer["details"] == {}
+    assert answer["error"] and "<" not in answer["error"]  # words, not gunicorn's HTML page
     assert requests.get(server.url + "/v2/health/ready", timeout=5).status_code == 200
 
 
