@@ -25,6 +25,7 @@ from ..errors import BatchError, UsageError
 from ..inputs.arrow_batches import plan_arrow
 from ..outputs import ERRORS_SUFFIX
 from ..scoring import LocalModel, Summary
+from ..tables import listed_probabilities
 from .artifact import ship
 from .paths import HadoopFiles, Staging, sibling
 from .worker import ERROR, Counts, ErrorTask, ScoringTask, scores_schema, tally_param
@@ -40,7 +41,7 @@ _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "
 OUTPUTS = {".parquet": "parquet", ".csv": "csv"}
 #: a Spark session of its own splits the input into at least this many tasks a core, unless
 #: the user set spark.sql.files.minPartitionNum
-TASKS_PER_CORE = 4
+TASKS_PER_CORE = 8
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 _PARTITION_BITS = 33  # monotonically_increasing_id: partition index << 33 | row in partition
 
@@ -155,17 +156,18 @@ def with_positions(df: DataFrame, single_parquet: bool) -> DataFrame:
 def score_on_spark(args: argparse.Namespace, model: LocalModel, batch_rows: int) -> Summary:
     """Run the job; the output and error dataset are in place when it returns."""
     fmt, out_format = check(args)
+    listed = listed_probabilities(args.probabilities, model.interface, out_format)
     spark, created = session(args.master, batch_rows)
     started = time.perf_counter()  # as locally: the scoring, not the engine's start
     try:
-        return _score(spark, args, model, fmt, out_format, started)
+        return _score(spark, args, model, fmt, out_format, listed, started)
     finally:
         if created:
             spark.stop()
 
 
 def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt: str,
-           out_format: str, started: float) -> Summary:
+           out_format: str, listed: bool, started: float) -> Summary:
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -183,12 +185,12 @@ def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt
         if args.id_column is None:
             df = with_positions(df, fmt == "parquet" and files.is_file(args.input))
         df = df.select(id_column, *plan.inputs, *filter(None, (plan.listed, plan.target)))
-        schema = scores_schema(sig, to_arrow_schema(df.schema).field(id_column))
+        schema = scores_schema(sig, to_arrow_schema(df.schema).field(id_column), listed)
         shipped = ship(spark.sparkContext, model)
         tally = spark.sparkContext.accumulator(Counts(), tally_param())
         # one pass: the output is written as the workers score; the counts come back with
         # each task (an accumulator of a write's tasks counts each partition once)
-        scored = df.mapInArrow(ScoringTask(shipped, plan, id_column, schema, tally),
+        scored = df.mapInArrow(ScoringTask(shipped, plan, id_column, schema, tally, listed),
                                from_arrow_schema(schema))
         writer = scored.write.option("header", "true") if out_format == "csv" else scored.write
         staging.write(args.output, getattr(writer, out_format))

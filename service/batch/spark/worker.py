@@ -68,9 +68,10 @@ def tally_param() -> Any:
     return Tally()
 
 
-def scores_schema(sig: ModelInterface, id_field: pa.Field) -> pa.Schema:
-    """The workers' answer, the output dataset's columns: the id and the predictions."""
-    return output_schema(sig, id_field)
+def scores_schema(sig: ModelInterface, id_field: pa.Field, listed: bool = False) -> pa.Schema:
+    """The workers' answer, the output dataset's columns: the id and the predictions
+    (``listed``: a classifier's probabilities as one list column)."""
+    return output_schema(sig, id_field, listed)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class ScoringTask:
     id_column: str
     schema: pa.Schema
     tally: Accumulator[Counts]
+    listed: bool = False
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = worker_model(self.model)
@@ -105,7 +107,7 @@ class ScoringTask:
         assert scored.prediction is not None
         if len(scored.rows) < len(ids):
             ids = ids.take(scored.rows)
-        return pa.record_batch([ids, *prediction_arrays(sig, scored.prediction)],
+        return pa.record_batch([ids, *prediction_arrays(sig, scored.prediction, self.listed)],
                                schema=self.schema)
 
 
