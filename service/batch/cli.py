@@ -23,6 +23,7 @@ from .errors import BatchError, UsageError
 from .inputs import FORMATS, detect_format, open_source
 from .outputs import error_report_path, open_writer, output_format
 from .scoring import LocalModel, ScoringModel, Summary, run
+from .tables import PROBABILITY_LAYOUTS, listed_probabilities
 
 #: Input values per chunk by default: small enough that a CNN's activations stay in cache
 #: (measured fastest), large enough that per-chunk overhead vanishes for tabular rows.
@@ -62,7 +63,8 @@ output (by the extension of --output, written atomically; rows in input order):
   .csv            housing: row,prediction   mnist: row,label,p0,...,p9
   .jsonl          {"row": 0, "prediction": 23.4} / {"row": 0, "label": 7, "probabilities": [...]}
   .parquet        the CSV's columns: row (int64), prediction (float32) / row, label
-                  (int64), p0..p9 (float32)
+                  (int64), p0..p9 (float32); with --probabilities list: row, label,
+                  probabilities (list<float32>)
   row is the record number counted from 0 in file order (blank lines and the CSV header
   are not records; IDX: the image index). Rows that cannot be scored are listed in
   OUTPUT.errors.jsonl as {"row", "line" (text formats, counted from 1), "error",
@@ -148,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="N",
                    help="remote: retries of a request after a connection error, a timeout "
                         "or a 429/502/503/504 answer, with exponential backoff (default: 5)")
+    p.add_argument("--probabilities", choices=PROBABILITY_LAYOUTS, default="columns",
+                   help="a classifier's probabilities in Parquet output (both engines): one "
+                        "float32 column a class, p0..p9 (default), or one list<float32> "
+                        "column 'probabilities' (JSON Lines always has a list; CSV the "
+                        "columns)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar on stderr (default: only on a terminal)")
     spark = p.add_argument_group("Spark engine")
@@ -204,9 +211,10 @@ def score(args: argparse.Namespace) -> Summary:
     # (OpenBLAS may split a convolution differently between threads). Parallelism comes
     # from scoring chunks in threads.
     chunk_size = _chunk_size(args, model)
+    listed = listed_probabilities(args.probabilities, model.interface, out_format)
     with threadpool_limits(1), open_source(source_path, fmt, model.interface,
                                            args.labels) as source:
-        writer = open_writer(output, out_format, model.interface)
+        writer = open_writer(output, out_format, model.interface, listed)
         bar = tqdm(total=source.total, unit=source.unit, unit_scale=True, file=sys.stderr,
                    desc=source_path.name, disable=None if args.progress is None
                    else not args.progress, leave=False)

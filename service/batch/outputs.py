@@ -165,9 +165,10 @@ class Writer:
 class ParquetWriter(Writer):
     """A Writer of Parquet: one row group per written chunk, columns as in ``tables``."""
 
-    def __init__(self, path: Path, sig: ModelInterface) -> None:
+    def __init__(self, path: Path, sig: ModelInterface, listed: bool = False) -> None:
         super().__init__(path, "parquet", sig)
-        self._schema = output_schema(sig, pa.field("row", pa.int64()))
+        self.listed = listed
+        self._schema = output_schema(sig, pa.field("row", pa.int64()), listed)
         self._table: pq.ParquetWriter | None = None
 
     def _parquet(self) -> pq.ParquetWriter:
@@ -176,16 +177,17 @@ class ParquetWriter(Writer):
         return self._table
 
     def _write_rows(self, rows: np.ndarray, prediction: Prediction) -> None:
-        arrays = [pa.array(rows, pa.int64()), *prediction_arrays(self.sig, prediction)]
+        arrays = [pa.array(rows, pa.int64()), *prediction_arrays(self.sig, prediction, self.listed)]
         self._parquet().write_batch(pa.record_batch(arrays, schema=self._schema))
 
     def _close(self) -> None:
         self._parquet().close()
 
 
-def open_writer(path: Path, fmt: str, sig: ModelInterface) -> Writer:
-    """The writer of ``fmt`` (csv, jsonl or parquet) at ``path``."""
-    return ParquetWriter(path, sig) if fmt == "parquet" else Writer(path, fmt, sig)
+def open_writer(path: Path, fmt: str, sig: ModelInterface, listed: bool = False) -> Writer:
+    """The writer of ``fmt`` (csv, jsonl or parquet) at ``path``; ``listed``: a classifier's
+    probabilities as one list column (Parquet)."""
+    return ParquetWriter(path, sig, listed) if fmt == "parquet" else Writer(path, fmt, sig)
 
 
 class TargetMetrics:

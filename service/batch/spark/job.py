@@ -3,9 +3,11 @@ engine's outputs, metrics, error report and exit codes.
 
 The driver checks the model (exit 2 before Spark starts if it is missing), reads the input
 with Spark, numbers the rows in input order (or takes ``--id-column``), ships the artifact
-and lets Python workers score Arrow batches (``worker``); it then computes the metrics
-distributed and writes the output and the error dataset under temporary names, renamed
-into place at the end (``paths``).
+and lets Python workers score Arrow batches (``worker``). One pass over the input writes
+the output as it is scored, and the counts behind the summary and the metrics come back in
+an accumulator, so nothing is cached or scored twice; only if some rows failed, a second
+pass writes the error dataset. Both are written under temporary names, renamed into place
+at the end (``paths``).
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from model.errors import DataError
-from model.interface import ModelInterface
 
 from ..errors import BatchError, UsageError
 from ..inputs.arrow_batches import plan_arrow
-from ..outputs import ERRORS_SUFFIX, TargetMetrics
+from ..outputs import ERRORS_SUFFIX
 from ..scoring import LocalModel, Summary
-from ..tables import prediction_fields
+from ..tables import listed_probabilities
 from .artifact import ship
 from .paths import HadoopFiles, Staging, sibling
-from .worker import ERROR, TARGET, ScoringTask, result_schema
+from .worker import ERROR, Counts, ErrorTask, ScoringTask, scores_schema, tally_param
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -38,6 +39,10 @@ READERS = {"parquet": "parquet", "csv": "csv", "jsonl": "json"}
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
              ".ndjson": "jsonl", ".json": "jsonl"}
 OUTPUTS = {".parquet": "parquet", ".csv": "csv"}
+#: a Spark session of its own splits the input into at least this many tasks a core, unless
+#: the user set spark.sql.files.minPartitionNum
+TASKS_PER_CORE = 8
+MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 _PARTITION_BITS = 33  # monotonically_increasing_id: partition index << 33 | row in partition
 
 
@@ -92,6 +97,11 @@ def session(master: str | None, batch_rows: int) -> tuple[SparkSession, bool]:
         if master:
             builder = builder.master(master)
         spark = builder.getOrCreate()
+        if spark.conf.get(MIN_PARTITIONS, None) is None:
+            # the input in several tasks a core: with one or two a core, the last tasks run
+            # while cores wait (the file's row groups bound how small a task gets)
+            spark.conf.set(MIN_PARTITIONS, str(TASKS_PER_CORE *
+                                               spark.sparkContext.defaultParallelism))
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
     return spark, created
 
@@ -121,11 +131,15 @@ def _cause(exc: BaseException) -> str:
     return raised[-1] if raised else _first_line(exc)
 
 
-def with_positions(df: DataFrame) -> DataFrame:
-    """``df`` with ``row``: each record's number from 0 in input order (partitions in file
-    order, as Spark reads them), as the local engine numbers records."""
+def with_positions(df: DataFrame, single_parquet: bool) -> DataFrame:
+    """``df`` with ``row``: each record's number from 0 in input order, as the local engine
+    numbers records. One Parquet file: its row index (``_metadata.row_index``, no extra
+    pass). Otherwise partitions in file order, as Spark reads them, from per-partition counts
+    (one cheap extra pass)."""
     from pyspark.sql import functions as F
 
+    if single_parquet:
+        return df.withColumn(ROW, F.col("_metadata.row_index").cast("long"))
     mid = F.monotonically_increasing_id()
     df = df.withColumn("_mid", mid)
     part = F.shiftright(F.col("_mid"), _PARTITION_BITS)
@@ -142,21 +156,20 @@ def with_positions(df: DataFrame) -> DataFrame:
 def score_on_spark(args: argparse.Namespace, model: LocalModel, batch_rows: int) -> Summary:
     """Run the job; the output and error dataset are in place when it returns."""
     fmt, out_format = check(args)
+    listed = listed_probabilities(args.probabilities, model.interface, out_format)
     spark, created = session(args.master, batch_rows)
     started = time.perf_counter()  # as locally: the scoring, not the engine's start
     try:
-        return _score(spark, args, model, fmt, out_format, started)
+        return _score(spark, args, model, fmt, out_format, listed, started)
     finally:
         if created:
             spark.stop()
 
 
 def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt: str,
-           out_format: str, started: float) -> Summary:
+           out_format: str, listed: bool, started: float) -> Summary:
     from py4j.protocol import Py4JError
-    from pyspark import StorageLevel
     from pyspark.errors import PySparkException
-    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     sig = model.interface
@@ -167,64 +180,37 @@ def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt
     plan = plan_arrow(to_arrow_schema(df.schema), sig, args.input, skip=[id_column])
     files = HadoopFiles(spark)
     staging = Staging(files)
+    errors_path = sibling(args.output, ERRORS_SUFFIX)
     try:
         if args.id_column is None:
-            df = with_positions(df)
+            df = with_positions(df, fmt == "parquet" and files.is_file(args.input))
         df = df.select(id_column, *plan.inputs, *filter(None, (plan.listed, plan.target)))
-        id_field = to_arrow_schema(df.schema).field(id_column)
-        schema = result_schema(sig, id_field)
-        task = ScoringTask(ship(spark.sparkContext, model), plan, id_column, schema)
-        result = df.mapInArrow(task, from_arrow_schema(schema)) \
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        counts = _aggregate(result, sig)
-        outputs = [f.name for f in schema if f.name not in (TARGET, ERROR)]
-        scored = result.where(F.col(ERROR).isNull()).select(*outputs)
+        schema = scores_schema(sig, to_arrow_schema(df.schema).field(id_column), listed)
+        shipped = ship(spark.sparkContext, model)
+        tally = spark.sparkContext.accumulator(Counts(), tally_param())
+        # one pass: the output is written as the workers score; the counts come back with
+        # each task (an accumulator of a write's tasks counts each partition once)
+        scored = df.mapInArrow(ScoringTask(shipped, plan, id_column, schema, tally, listed),
+                               from_arrow_schema(schema))
         writer = scored.write.option("header", "true") if out_format == "csv" else scored.write
         staging.write(args.output, getattr(writer, out_format))
-        errors_path = sibling(args.output, ERRORS_SUFFIX)
-        if counts["failed"]:
-            # few rows: one part file, in input order (coalesce keeps partition order)
-            staging.write(errors_path, result.where(F.col(ERROR).isNotNull()).select(ERROR)
-                          .coalesce(1).write.text)
+        counts: Counts = tally.value
+        if counts.failed:
+            # the rare case, a second pass: the failed rows' records, a part file per
+            # input partition (in input order) that has any
+            errors = df.mapInArrow(ErrorTask(shipped, plan, id_column), f"{ERROR} string")
+            staging.write(errors_path, errors.write.text)
         staging.commit()
-        if not counts["failed"]:
+        if not counts.failed:
             files.delete(errors_path)  # a stale report of an earlier run
-        result.unpersist()
     except (PySparkException, Py4JError) as exc:
         staging.discard()
         raise SparkFailure(f"the Spark job failed: {_cause(exc)}") from None
     except BaseException:
         staging.discard()
         raise
-    metrics = TargetMetrics(sig)
-    metrics.n, metrics.correct = counts["n"], counts["correct"]
-    metrics.squared, metrics.absolute = counts["squared"], counts["absolute"]
     master = spark.sparkContext.master
-    return Summary(scored=counts["scored"], failed=counts["failed"],
-                   seconds=time.perf_counter() - started, metrics=metrics.result(),
-                   unlabelled=counts["unlabelled"] if plan.target else 0,
-                   errors_path=errors_path if counts["failed"] else None, notes=[master])
-
-
-def _aggregate(result: DataFrame, sig: ModelInterface) -> dict[str, Any]:
-    """Rows scored and failed, and the sums behind the metrics, in one distributed pass."""
-    from pyspark.sql import functions as F
-
-    ok = F.col(ERROR).isNull()
-    known = ok & F.col(TARGET).isNotNull()
-    if sig.task == "classification":
-        label = F.col(prediction_fields(sig)[0].name).cast("double")
-        hit = F.when(known & (label == F.col(TARGET)), 1).otherwise(0)
-        sums = [F.sum(hit).alias("correct"), F.lit(0.0).alias("squared"),
-                F.lit(0.0).alias("absolute")]
-    else:
-        err = F.col("prediction").cast("double") - F.col(TARGET)
-        sums = [F.lit(0).alias("correct"), F.sum(F.when(known, err * err)).alias("squared"),
-                F.sum(F.when(known, F.abs(err))).alias("absolute")]
-    row = result.agg(F.count(F.when(ok, 1)).alias("scored"),
-                     F.count(F.col(ERROR)).alias("failed"),
-                     F.count(F.when(known, 1)).alias("n"),
-                     F.count(F.when(ok & F.col(TARGET).isNull(), 1)).alias("unlabelled"),
-                     *sums).first()
-    assert row is not None
-    return {k: (v if v is not None else 0) for k, v in row.asDict().items()}
+    return Summary(scored=counts.scored, failed=counts.failed,
+                   seconds=time.perf_counter() - started, metrics=counts.metrics(sig).result(),
+                   unlabelled=counts.missing if plan.target else 0,
+                   errors_path=errors_path if counts.failed else None, notes=[master])

@@ -39,6 +39,14 @@ class HadoopFiles:
         p, fs = self._path(path)
         return bool(fs.exists(p))
 
+    def is_file(self, path: str) -> bool:
+        """Whether ``path`` is one file (not a folder, not a glob)."""
+        p, fs = self._path(path)
+        try:
+            return bool(fs.getFileStatus(p).isFile())
+        except Exception:  # a glob, or not there: Spark's reader says what is wrong
+            return False
+
     def delete(self, path: str) -> None:
         p, fs = self._path(path)
         fs.delete(p, True)

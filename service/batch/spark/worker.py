@@ -1,13 +1,18 @@
 """What Spark's Python workers run (``DataFrame.mapInArrow``): each Arrow batch of the input
-read and scored by the local engine's own code, answered as one table of predictions and
-errors that the driver splits into the output and the error dataset."""
+read and scored by the local engine's own code.
+
+A job makes one pass over its input: the workers answer only the scored rows (the output
+dataset, written as it streams by) and add what the metrics and the summary need to an
+accumulator (``Tally``), so nothing is cached and nothing is scored twice. Only when some
+rows failed does a second pass (``ErrorTask``) list them for the error dataset.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -15,53 +20,116 @@ from model.interface import ModelInterface
 
 from ..inputs import RowError
 from ..inputs.arrow_batches import ArrowPlan, arrow_chunk
+from ..outputs import TargetMetrics
 from ..scoring import Scored, score_chunk
-from ..tables import prediction_arrays, prediction_fields
+from ..tables import output_schema, prediction_arrays
 from .artifact import ShippedModel, worker_model
 
-#: columns of the workers' answer besides the id and the predictions
-TARGET, ERROR = "_target", "_error"
+if TYPE_CHECKING:
+    from pyspark import Accumulator
+
+#: the error dataset's one column: a JSON record a row
+ERROR = "value"
 
 
-def result_schema(sig: ModelInterface, id_field: pa.Field) -> pa.Schema:
-    """The workers' answer: id, predictions, true value (or null), error record (JSON, or
-    null for a scored row)."""
-    return pa.schema([id_field, *prediction_fields(sig), pa.field(TARGET, pa.float64()),
-                      pa.field(ERROR, pa.string())])
+class Counts(NamedTuple):
+    """Rows scored and failed, and the sums behind the metrics (``TargetMetrics``'s)."""
+
+    scored: int = 0
+    failed: int = 0
+    n: int = 0
+    missing: int = 0
+    correct: int = 0
+    squared: float = 0.0
+    absolute: float = 0.0
+
+    def __add__(self, other: Any) -> Counts:  # type: ignore[override]
+        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def metrics(self, sig: ModelInterface) -> TargetMetrics:
+        """The metrics of these counts, as the local engine computes them."""
+        metrics = TargetMetrics(sig)
+        metrics.n, metrics.missing, metrics.correct = self.n, self.missing, self.correct
+        metrics.squared, metrics.absolute = self.squared, self.absolute
+        return metrics
+
+
+def tally_param() -> Any:
+    """The AccumulatorParam of ``Counts`` (pyspark imported only where Spark runs)."""
+    from pyspark.accumulators import AccumulatorParam
+
+    class Tally(AccumulatorParam):  # type: ignore[type-arg]
+        def zero(self, value: Counts) -> Counts:
+            return Counts()
+
+        def addInPlace(self, value1: Counts, value2: Counts) -> Counts:
+            return Counts(*value1) + value2
+
+    return Tally()
+
+
+def scores_schema(sig: ModelInterface, id_field: pa.Field, listed: bool = False) -> pa.Schema:
+    """The workers' answer, the output dataset's columns: the id and the predictions
+    (``listed``: a classifier's probabilities as one list column)."""
+    return output_schema(sig, id_field, listed)
 
 
 @dataclass(frozen=True)
 class ScoringTask:
-    """Everything a worker needs, pickled once into the job."""
+    """Score every batch; answer the scored rows, add the counts to ``tally``. Everything
+    a worker needs, pickled once into the job."""
 
     model: ShippedModel
     plan: ArrowPlan
     id_column: str
     schema: pa.Schema
+    tally: Accumulator[Counts]
+    listed: bool = False
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        model = worker_model(self.model)
+        sig = model.interface
+        metrics = TargetMetrics(sig)
+        scored = failed = 0
+        for batch in batches:
+            result = score_chunk(model, arrow_chunk(batch, self.plan, sig, 0))
+            failed += len(result.errors)
+            if len(result.rows):
+                assert result.prediction is not None
+                scored += len(result.rows)
+                metrics.add(result.prediction, result.targets)
+                yield self._scored(sig, batch.column(self.id_column), result)
+        # once a task: Spark merges a task's accumulator updates only if it succeeds
+        self.tally.add(Counts(scored, failed, metrics.n, metrics.missing, metrics.correct,
+                              metrics.squared, metrics.absolute))
+
+    def _scored(self, sig: ModelInterface, ids: pa.Array, scored: Scored) -> pa.RecordBatch:
+        assert scored.prediction is not None
+        if len(scored.rows) < len(ids):
+            ids = ids.take(scored.rows)
+        return pa.record_batch([ids, *prediction_arrays(sig, scored.prediction, self.listed)],
+                               schema=self.schema)
+
+
+@dataclass(frozen=True)
+class ErrorTask:
+    """The second pass, run only when some rows failed: each failed row's error record
+    (JSON: the id, the message, the service's details), in input order."""
+
+    model: ShippedModel
+    plan: ArrowPlan
+    id_column: str
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = worker_model(self.model)
         for batch in batches:
-            scored = score_chunk(model, arrow_chunk(batch, self.plan, model.interface, 0))
-            ids = batch.column(self.id_column)
-            if len(scored.rows):
-                yield self._scored(model.interface, ids, scored)
-            if scored.errors:
-                yield self._errors(ids, scored.errors)
-
-    def _scored(self, sig: ModelInterface, ids: pa.Array, scored: Scored) -> pa.RecordBatch:
-        assert scored.prediction is not None
-        n = len(scored.rows)
-        targets = pa.nulls(n, pa.float64()) if scored.targets is None else \
-            pa.array(scored.targets, pa.float64(), mask=np.isnan(scored.targets))
-        return pa.record_batch([ids.take(scored.rows), *prediction_arrays(sig, scored.prediction),
-                                targets, pa.nulls(n, pa.string())], schema=self.schema)
+            errors = score_chunk(model, arrow_chunk(batch, self.plan, model.interface, 0)).errors
+            if errors:
+                yield self._errors(batch.column(self.id_column), errors)
 
     def _errors(self, ids: pa.Array, errors: list[RowError]) -> pa.RecordBatch:
         taken = ids.take(pa.array([e.row for e in errors], pa.int64()))
         records = [orjson.dumps({self.id_column: key.as_py(),
                                  **{k: v for k, v in e.as_dict().items() if k != "row"}}).decode()
                    for key, e in zip(taken, errors, strict=True)]
-        n = len(errors)
-        return pa.record_batch([taken, *(pa.nulls(n, f.type) for f in list(self.schema)[1:-1]),
-                                pa.array(records, pa.string())], schema=self.schema)
+        return pa.record_batch([pa.array(records, pa.string())], names=[ERROR])

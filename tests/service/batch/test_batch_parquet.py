@@ -82,6 +82,36 @@ def test_digits_as_a_list_column_or_pixel_columns(capsys, artifacts, tmp_path,  
                                  "n": 40}
 
 
+def test_probabilities_as_one_list_column(capsys, artifacts, tmp_path):  # noqa: F811
+    """--probabilities list: row, label, probabilities (list<float32>), the same numbers."""
+    images = random_images(30, seed=7)
+    pq.write_table(pa.table({"image": pa.array(list(images.reshape(30, 784)),
+                                               pa.list_(pa.uint8()))}), tmp_path / "d.parquet")
+    code, _, err = score(capsys, artifacts, "--model", "mnist", "--input", tmp_path / "d.parquet",
+                         "--output", tmp_path / "p.parquet", "--probabilities", "list")
+    assert code == 0, err
+    table = pq.read_table(tmp_path / "p.parquet")
+    assert table.schema.names == ["row", "label", "probabilities"]
+    assert table.schema.field("probabilities").type == pa.list_(pa.float32())
+    expected = reference(artifacts, "mnist", images)
+    np.testing.assert_array_equal(np.array(table["probabilities"].to_pylist(), np.float32),
+                                  expected)
+    assert table["label"].to_pylist() == expected.argmax(1).tolist()
+
+
+@pytest.mark.parametrize(("model", "output", "message"), [
+    ("housing", "p.parquet", "--probabilities list is for classifiers"),
+    ("mnist", "p.csv", "--probabilities list needs .parquet output"),
+])
+def test_probabilities_list_where_it_cannot_be(capsys, artifacts, tmp_path, model,  # noqa: F811
+                                               output, message):
+    pq.write_table(pa.table({"x": [1.0]}), tmp_path / "in.parquet")
+    code, _, err = score(capsys, artifacts, "--model", model, "--input", tmp_path / "in.parquet",
+                         "--output", tmp_path / output, "--probabilities", "list")
+    assert code == 2 and message in err, err
+    assert not (tmp_path / output).exists()
+
+
 def test_bad_cells_go_to_the_error_report(capsys, artifacts, tmp_path):  # noqa: F811
     x = random_housing(8, seed=7)
     table = housing_table(x)

@@ -130,6 +130,23 @@ def test_digits_csv_and_list_column(capsys, spark_artifacts, tmp_path):
     assert orjson.loads(sout) == orjson.loads(lout)
     assert not spath.with_name("spark.parquet.errors.jsonl").exists()
 
+    # --probabilities list: one list<float> column in both engines, the same numbers
+    for engine in ("local", "spark"):
+        code, _, err = run(capsys, spark_artifacts, engine, "--model", "mnist", "--input",
+                           tmp_path / "d.parquet", "--output", tmp_path / f"{engine}-list.parquet",
+                           "--probabilities", "list")
+        assert code == 0, err
+    llist, slist = (pq.read_table(tmp_path / f"{e}-list.parquet") for e in ("local", "spark"))
+    assert slist.schema.names == llist.schema.names == ["row", "label", "probabilities"]
+    assert slist.schema.field("probabilities").type == pa.list_(pa.float32())
+    assert slist["row"].to_pylist() == llist["row"].to_pylist() == list(range(60))
+    assert slist["label"].to_pylist() == llist["label"].to_pylist()
+    np.testing.assert_allclose(np.array(slist["probabilities"].to_pylist()),
+                               np.array(llist["probabilities"].to_pylist()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.array(llist["probabilities"].to_pylist(), np.float32),
+                                  np.array([table(lpath)[f"p{i}"] for i in range(10)],
+                                           np.float32).T)
+
 
 def test_id_column_keys_the_output_and_the_errors(capsys, spark_artifacts, tmp_path):
     x = random_housing(20, seed=13)
