@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -32,6 +33,7 @@ from model.optimizers import Param, part_bounds
 MIN_SHARD_ROWS = 16
 
 _controller: ThreadpoolController | None = None
+T = TypeVar("T")
 
 #: maps raw training rows to network inputs (augmentation + preprocessing), drawing from
 #: the given generator
@@ -111,9 +113,12 @@ class DataParallel:
         """One update from the whole batch; returns the batch's mean loss.
 
         ``transform(rows, rng)`` (augmentation, preprocessing) maps raw rows to network
-        inputs on each shard's own thread, shard k drawing from ``rngs[k]``.
+        inputs on each shard's own thread, shard k drawing from ``rngs[k]`` (one generator
+        per thread).
         """
         bounds = shard_bounds(len(x), self.threads)
+        if transform is not None and len(rngs) < self.threads:
+            raise ValueError(f"a transform needs {self.threads} generators, got {len(rngs)}")
         if len(bounds) == 1 or self._pool is None:
             if transform is not None:
                 x = transform(x, rngs[0])
@@ -131,10 +136,7 @@ class DataParallel:
             return value * share
 
         with _blas().limit(limits=1, user_api="blas"):
-            others = [self._pool.submit(shard, k) for k in range(1, len(bounds))]
-            total = shard(0)
-            for future in others:
-                total += future.result()
+            total = sum(self._run([partial(shard, k) for k in range(len(bounds))]))
         params = self.net.parameters()
         twins = [r.parameters() for r in self._replicas[1:len(bounds)]]
         self._run([partial(_sum_gradients, params, twins, k, self.threads)
@@ -142,12 +144,11 @@ class DataParallel:
         optimizer.step(params, parts=self.threads, run=self._run)
         return total
 
-    def _run(self, jobs: list[Callable[[], None]]) -> None:
-        """Run the jobs at once, the first on this thread, with one BLAS thread each."""
+    def _run(self, jobs: list[Callable[[], T]]) -> list[T]:
+        """Run the jobs at once, the first on this thread; their results in order."""
         others = [self._pool.submit(job) for job in jobs[1:]]
-        jobs[0]()
-        for future in others:
-            future.result()
+        first = jobs[0]()
+        return [first, *(future.result() for future in others)]
 
     def close(self) -> None:
         """Stop the worker threads."""

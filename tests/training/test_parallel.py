@@ -204,3 +204,11 @@ def test_augmentation_runs_per_shard_on_its_thread_with_its_own_stream():
     second = run()
     for name, w in first.items():
         assert np.array_equal(second[name], w), name
+
+
+def test_a_transform_needs_a_generator_per_thread():
+    x, y = digits(64)
+    net = Sequential(small_cnn(), input_shape=(8, 8)).build(seed=0)
+    with DataParallel(net, 2) as trainer, pytest.raises(ValueError, match="2 generators"):
+        trainer.train_step(x.astype(np.float32), y, SoftmaxCrossEntropy(), SGD(0.1),
+                           lambda rows, rng: rows, [np.random.default_rng(0)])
