@@ -8,6 +8,7 @@ copy build the matrix. The only Python loops run over kernel or pool offsets, ne
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -188,7 +189,8 @@ class Conv2D(_Windowed):
                             copy=False)
         return fields, cols.reshape(-1, stride)[:, :width]
 
-    def _chunks(self, n: int, dtype: np.dtype):
+    def _chunks(self, n: int, dtype: np.dtype
+                ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """(start, stop, fields, operand) per chunk of images, sharing one cache-sized buffer."""
         size = self._chunk_images(n, self._k + self.use_bias)
         for start in range(0, n, size):
