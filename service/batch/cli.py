@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     spark.add_argument("--id-column", metavar="COL",
                        help="Spark: an input column carried to the output and the error "
                             "dataset as each row's key (default: row, the record number)")
+    spark.add_argument("--io", choices=("auto", "workers", "spark"), default="auto",
+                       help="Spark: who reads the input and writes the outputs. workers: "
+                            "each Python worker reads its row groups and writes its part "
+                            "files itself (Parquet input; local or file: paths every "
+                            "executor sees; fastest, no row conversion in the JVM). spark: "
+                            "Spark's readers and writers (any format and file system Spark "
+                            "is configured for). auto (default): workers when they can")
     return p
 
 
@@ -196,6 +203,8 @@ def score(args: argparse.Namespace) -> Summary:
         raise DataError(args.labels, "no such file")
     if args.id_column is not None:
         raise UsageError("--id-column is for --engine spark; the local engine numbers rows")
+    if args.io != "auto":
+        raise UsageError("--io is for --engine spark; the local engine reads and writes itself")
     fmt = args.format or detect_format(source_path)
     workers = args.workers or (REMOTE_WORKERS if args.url else min(os.cpu_count() or 1, 8))
     model: ScoringModel

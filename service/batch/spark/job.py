@@ -17,7 +17,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from model.errors import DataError
 
@@ -27,7 +30,8 @@ from ..outputs import ERRORS_SUFFIX
 from ..scoring import LocalModel, Summary
 from ..tables import listed_probabilities
 from .artifact import ship
-from .paths import HadoopFiles, Staging, sibling
+from .direct import COUNTS_SCHEMA, SliceTask, local_path, parquet_files, plan_slices
+from .paths import HadoopFiles, Staging, finish_folder, sibling
 from .worker import ERROR, Counts, ErrorTask, ScoringTask, scores_schema, tally_param
 
 if TYPE_CHECKING:
@@ -44,6 +48,8 @@ OUTPUTS = {".parquet": "parquet", ".csv": "csv"}
 TASKS_PER_CORE = 8
 MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 _PARTITION_BITS = 33  # monotonically_increasing_id: partition index << 33 | row in partition
+#: rows per Arrow batch the workers get (--chunk-size)
+BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
 class SparkFailure(BatchError):
@@ -102,7 +108,10 @@ def session(master: str | None, batch_rows: int) -> tuple[SparkSession, bool]:
             # while cores wait (the file's row groups bound how small a task gets)
             spark.conf.set(MIN_PARTITIONS, str(TASKS_PER_CORE *
                                                spark.sparkContext.defaultParallelism))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+    spark.conf.set(BATCH_ROWS, str(batch_rows))
+    # batches are bounded by rows; a byte bound makes Spark size the batch after every row
+    # it adds (measured: a quarter of the JVM's time on 10M housing rows)
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(2**31 - 1))
     return spark, created
 
 
@@ -170,39 +179,19 @@ def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt
            out_format: str, listed: bool, started: float) -> Summary:
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     sig = model.interface
-    df = read_input(spark, args.input, fmt)
-    id_column = args.id_column or ROW
-    if args.id_column is not None and args.id_column not in df.columns:
-        raise DataError(args.input, f"no column {args.id_column!r} (--id-column)", "schema")
-    plan = plan_arrow(to_arrow_schema(df.schema), sig, args.input, skip=[id_column])
-    files = HadoopFiles(spark)
-    staging = Staging(files)
+    files = workers_input(args, fmt)
+    job = _slices_job(spark, args, model, files, out_format, listed) if files is not None \
+        else _dataframe_job(spark, args, model, fmt, out_format, listed)
+    hadoop = HadoopFiles(spark)
+    staging = Staging(hadoop)
     errors_path = sibling(args.output, ERRORS_SUFFIX)
     try:
-        if args.id_column is None:
-            df = with_positions(df, fmt == "parquet" and files.is_file(args.input))
-        df = df.select(id_column, *plan.inputs, *filter(None, (plan.listed, plan.target)))
-        schema = scores_schema(sig, to_arrow_schema(df.schema).field(id_column), listed)
-        shipped = ship(spark.sparkContext, model)
-        tally = spark.sparkContext.accumulator(Counts(), tally_param())
-        # one pass: the output is written as the workers score; the counts come back with
-        # each task (an accumulator of a write's tasks counts each partition once)
-        scored = df.mapInArrow(ScoringTask(shipped, plan, id_column, schema, tally, listed),
-                               from_arrow_schema(schema))
-        writer = scored.write.option("header", "true") if out_format == "csv" else scored.write
-        staging.write(args.output, getattr(writer, out_format))
-        counts: Counts = tally.value
-        if counts.failed:
-            # the rare case, a second pass: the failed rows' records, a part file per
-            # input partition (in input order) that has any
-            errors = df.mapInArrow(ErrorTask(shipped, plan, id_column), f"{ERROR} string")
-            staging.write(errors_path, errors.write.text)
+        counts = job(staging, errors_path)
         staging.commit()
         if not counts.failed:
-            files.delete(errors_path)  # a stale report of an earlier run
+            hadoop.delete(errors_path)  # a stale report of an earlier run
     except (PySparkException, Py4JError) as exc:
         staging.discard()
         raise SparkFailure(f"the Spark job failed: {_cause(exc)}") from None
@@ -212,5 +201,97 @@ def _score(spark: SparkSession, args: argparse.Namespace, model: LocalModel, fmt
     master = spark.sparkContext.master
     return Summary(scored=counts.scored, failed=counts.failed,
                    seconds=time.perf_counter() - started, metrics=counts.metrics(sig).result(),
-                   unlabelled=counts.missing if plan.target else 0,
-                   errors_path=errors_path if counts.failed else None, notes=[master])
+                   unlabelled=counts.missing, errors_path=errors_path if counts.failed else None,
+                   notes=[master])
+
+
+#: a job, planned and checked: it writes the output (and the error dataset if rows failed)
+#: through ``Staging`` and answers the counts
+Job = Callable[[Staging, str], Counts]
+
+
+def workers_input(args: argparse.Namespace, fmt: str) -> list[str] | None:
+    """The input's Parquet files if the workers read and write the files themselves
+    (``--io workers``, or ``auto`` when they can), else None; UsageError if ``--io
+    workers`` cannot be."""
+    if args.io == "spark":
+        return None
+    source, target = local_path(args.input), local_path(args.output)
+    files = parquet_files(source) if source is not None and fmt == "parquet" else None
+    if files is not None and target is not None:
+        return files
+    if args.io == "workers":
+        why = f"the input is {fmt}" if fmt != "parquet" else \
+            "--input is not a local or file: path" if source is None else \
+            "--input is a partitioned folder (folders in it)" if files is None else \
+            "--output is not a local or file: path"
+        raise UsageError(f"--io workers reads Parquet from, and writes to, local or file: "
+                         f"paths; {why} (use --io spark)")
+    return None
+
+
+def _slices_job(spark: SparkSession, args: argparse.Namespace, model: LocalModel,
+                files: list[str], out_format: str, listed: bool) -> Job:
+    """The workers read their slices of the files and write their part files (``direct``)."""
+    sig = model.interface
+    sc = spark.sparkContext
+    plan, schema, slices = plan_slices(files, sig, args.id_column, sc.defaultParallelism)
+    id_field = schema.field(args.id_column) if args.id_column else pa.field(ROW, pa.int64())
+    out_schema = scores_schema(sig, id_field, listed)
+    batch_rows = int(spark.conf.get(BATCH_ROWS))
+
+    def job(staging: Staging, errors_path: str) -> Counts:
+        folders = [staging.folder(args.output), staging.folder(errors_path)]
+        out_dir, errors_dir = (local_path(f) or f for f in folders)
+        task = SliceTask(ship(sc, model), plan, tuple(slices), args.id_column, out_schema,
+                         out_dir, out_format, errors_dir, batch_rows, listed)
+        answers = spark.range(0, len(slices), 1, max(1, len(slices))) \
+            .mapInArrow(task, COUNTS_SCHEMA).collect()
+        counts = sum((Counts(*row) for row in answers), Counts())
+        for folder in (out_dir, errors_dir):
+            finish_folder(folder)
+        if not counts.failed:
+            staging.drop(errors_path)
+        return counts
+
+    return job
+
+
+def _dataframe_job(spark: SparkSession, args: argparse.Namespace, model: LocalModel,
+                   fmt: str, out_format: str, listed: bool) -> Job:
+    """Spark reads the input and writes the outputs; the workers score Arrow batches
+    (``worker``)."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    sig = model.interface
+    df = read_input(spark, args.input, fmt)
+    id_column = args.id_column or ROW
+    if args.id_column is not None and args.id_column not in df.columns:
+        raise DataError(args.input, f"no column {args.id_column!r} (--id-column)", "schema")
+    plan = plan_arrow(to_arrow_schema(df.schema), sig, args.input, skip=[id_column])
+
+    def job(staging: Staging, errors_path: str) -> Counts:
+        frame = df
+        if args.id_column is None:
+            frame = with_positions(frame, fmt == "parquet" and staging.files.is_file(args.input))
+        frame = frame.select(id_column, *plan.inputs, *filter(None, (plan.listed, plan.target)))
+        schema = scores_schema(sig, to_arrow_schema(frame.schema).field(id_column), listed)
+        shipped = ship(spark.sparkContext, model)
+        tally = spark.sparkContext.accumulator(Counts(), tally_param())
+        # one pass: the output is written as the workers score; the counts come back with
+        # each task (an accumulator of a write's tasks counts each partition once)
+        scored = frame.mapInArrow(ScoringTask(shipped, plan, id_column, schema, tally, listed),
+                                  from_arrow_schema(schema))
+        writer = scored.write
+        if out_format == "csv":  # RFC 4180 (a quote in a quoted cell doubled, not \")
+            writer = writer.option("header", "true").option("escape", '"')
+        staging.write(args.output, getattr(writer, out_format))
+        counts: Counts = tally.value
+        if counts.failed:
+            # the rare case, a second pass: the failed rows' records, a part file per
+            # input partition (in input order) that has any
+            errors = frame.mapInArrow(ErrorTask(shipped, plan, id_column), f"{ERROR} string")
+            staging.write(errors_path, errors.write.text)
+        return counts
+
+    return job

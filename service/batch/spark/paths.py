@@ -4,6 +4,7 @@ failed job leaves nothing half-written at the output path."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,10 @@ class HadoopFiles:
         except Exception:  # a glob, or not there: Spark's reader says what is wrong
             return False
 
+    def mkdirs(self, path: str) -> None:
+        p, fs = self._path(path)
+        fs.mkdirs(p)
+
     def delete(self, path: str) -> None:
         p, fs = self._path(path)
         fs.delete(p, True)
@@ -74,6 +79,19 @@ class Staging:
         self.staged.append((temp, path))
         write(temp)
 
+    def folder(self, path: str) -> str:
+        """A new empty folder that belongs at ``path``, for writers that are not Spark's."""
+        temp = temporary(path)
+        self.staged.append((temp, path))
+        self.files.mkdirs(temp)
+        return temp
+
+    def drop(self, path: str) -> None:
+        """Remove what was staged for ``path``: it will not be put in place."""
+        for temp, target in [s for s in self.staged if s[1] == path]:
+            self.files.delete(temp)
+            self.staged.remove((temp, target))
+
     def commit(self) -> None:
         for temp, path in self.staged:
             self.files.rename(temp, path)
@@ -83,3 +101,12 @@ class Staging:
         for temp, _ in self.staged:
             self.files.delete(temp)
         self.staged = []
+
+
+def finish_folder(folder: str) -> None:
+    """Mark a local dataset folder complete as Spark's writers do (an empty ``_SUCCESS``),
+    after removing what failed task attempts left (hidden temporary files)."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith("."):
+            os.unlink(entry.path)
+    open(os.path.join(folder, "_SUCCESS"), "wb").close()

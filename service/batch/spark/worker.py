@@ -98,17 +98,11 @@ class ScoringTask:
                 assert result.prediction is not None
                 scored += len(result.rows)
                 metrics.add(result.prediction, result.targets)
-                yield self._scored(sig, batch.column(self.id_column), result)
+                yield scored_batch(sig, self.schema, batch.column(self.id_column), result,
+                                   self.listed)
         # once a task: Spark merges a task's accumulator updates only if it succeeds
         self.tally.add(Counts(scored, failed, metrics.n, metrics.missing, metrics.correct,
                               metrics.squared, metrics.absolute))
-
-    def _scored(self, sig: ModelInterface, ids: pa.Array, scored: Scored) -> pa.RecordBatch:
-        assert scored.prediction is not None
-        if len(scored.rows) < len(ids):
-            ids = ids.take(scored.rows)
-        return pa.record_batch([ids, *prediction_arrays(sig, scored.prediction, self.listed)],
-                               schema=self.schema)
 
 
 @dataclass(frozen=True)
@@ -125,11 +119,26 @@ class ErrorTask:
         for batch in batches:
             errors = score_chunk(model, arrow_chunk(batch, self.plan, model.interface, 0)).errors
             if errors:
-                yield self._errors(batch.column(self.id_column), errors)
+                lines = error_lines(self.id_column, batch.column(self.id_column), errors)
+                yield pa.record_batch([pa.array([line[:-1].decode() for line in lines],
+                                                pa.string())], names=[ERROR])
 
-    def _errors(self, ids: pa.Array, errors: list[RowError]) -> pa.RecordBatch:
-        taken = ids.take(pa.array([e.row for e in errors], pa.int64()))
-        records = [orjson.dumps({self.id_column: key.as_py(),
-                                 **{k: v for k, v in e.as_dict().items() if k != "row"}}).decode()
-                   for key, e in zip(taken, errors, strict=True)]
-        return pa.record_batch([pa.array(records, pa.string())], names=[ERROR])
+
+def scored_batch(sig: ModelInterface, schema: pa.Schema, ids: pa.Array, scored: Scored,
+                 listed: bool = False) -> pa.RecordBatch:
+    """The output rows of a scored batch: each scored row's id (``scored.rows`` index
+    ``ids``) and its predictions."""
+    assert scored.prediction is not None
+    if len(scored.rows) < len(ids):
+        ids = ids.take(pa.array(scored.rows, pa.int64()))
+    return pa.record_batch([ids, *prediction_arrays(sig, scored.prediction, listed)],
+                           schema=schema)
+
+
+def error_lines(key: str, ids: pa.Array, errors: list[RowError]) -> list[bytes]:
+    """Each failed row's error record, a JSON line: its id (``errors``' rows index ``ids``)
+    under ``key``, the message and the service's details."""
+    taken = ids.take(pa.array([e.row for e in errors], pa.int64()))
+    return [orjson.dumps({key: value.as_py(),
+                          **{k: v for k, v in e.as_dict().items() if k != "row"}}) + b"\n"
+            for value, e in zip(taken, errors, strict=True)]

@@ -27,13 +27,14 @@ def run(capsys, artifacts: Path, engine: str, *args: str | Path) -> tuple[int, s
 
 
 def both(capsys, artifacts: Path, tmp_path: Path, model: str, source: Path, ext: str,
-         ) -> dict[str, tuple[int, str, str, Path]]:
+         *spark_args: str) -> dict[str, tuple[int, str, str, Path]]:
     """Each engine's (exit code, stdout, stderr, output path) on the same input."""
     results = {}
     for engine in ("local", "spark"):
         output = tmp_path / f"{engine}{ext}"
+        extra = spark_args if engine == "spark" else ()
         results[engine] = (*run(capsys, artifacts, engine, "--model", model, "--input", source,
-                                "--output", output), output)
+                                "--output", output, *extra), output)
     return results
 
 
@@ -65,8 +66,10 @@ def assert_same(local: dict[str, list], spark: dict[str, list]) -> None:
                                    err_msg=name)
 
 
-def test_housing_parquet_bad_rows_and_partitions(capsys, spark, spark_artifacts, tmp_path):
-    """Several partitions of one file, numbered in file order; bad cells of each kind."""
+@pytest.mark.parametrize("io", ["workers", "spark"])
+def test_housing_parquet_bad_rows_and_partitions(capsys, spark, spark_artifacts, tmp_path, io):
+    """Several partitions (workers: row groups split in ranges) of one file, numbered in
+    file order; bad cells of each kind."""
     x, y = random_housing(6000, seed=11), np.linspace(5, 50, 6000)
     columns = {name: x[:, j] for j, name in enumerate(HOUSING_FEATURES)}
     crim = [repr(float(v)) for v in x[:, 0]]
@@ -80,7 +83,7 @@ def test_housing_parquet_bad_rows_and_partitions(capsys, spark, spark_artifacts,
     try:
         assert spark.read.parquet(str(tmp_path / "h.parquet")).rdd.getNumPartitions() > 1
         results = both(capsys, spark_artifacts, tmp_path, "housing", tmp_path / "h.parquet",
-                       ".parquet")
+                       ".parquet", "--io", io)
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     (lcode, lout, lerr, lpath), (scode, sout, serr, spath) = results.values()
@@ -148,7 +151,8 @@ def test_digits_csv_and_list_column(capsys, spark_artifacts, tmp_path):
                                            np.float32).T)
 
 
-def test_id_column_keys_the_output_and_the_errors(capsys, spark_artifacts, tmp_path):
+@pytest.mark.parametrize("io", ["workers", "spark"])
+def test_id_column_keys_the_output_and_the_errors(capsys, spark_artifacts, tmp_path, io):
     x = random_housing(20, seed=13)
     ids = [f"house-{i:03d}" for i in range(20)]
     columns = {"house": ids, **{name: x[:, j] for j, name in enumerate(HOUSING_FEATURES)}}
@@ -156,7 +160,7 @@ def test_id_column_keys_the_output_and_the_errors(capsys, spark_artifacts, tmp_p
     pq.write_table(pa.table(columns), tmp_path / "h.parquet")
     code, out, err = run(capsys, spark_artifacts, "spark", "--model", "housing", "--input",
                          tmp_path / "h.parquet", "--output", tmp_path / "p.parquet",
-                         "--id-column", "house")
+                         "--id-column", "house", "--io", io)
     assert code == 2 and out == "", err
     result = table(tmp_path / "p.parquet")
     assert list(result) == ["house", "prediction"]
@@ -185,8 +189,9 @@ def test_unusable_runs_stop_with_exit_2_and_write_nothing(capsys, spark_artifact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.parquet"]
 
 
+@pytest.mark.parametrize("io", ["workers", "spark"])
 def test_a_job_that_fails_midway_leaves_nothing(capsys, spark_artifacts, tmp_path,
-                                               monkeypatch):
+                                               monkeypatch, io):
     """The workers check the artifact's sha256 as they load it: weights changed on the way
     fail the job (exit 1, one line) and nothing is written."""
     from service.batch.spark import job
@@ -210,7 +215,8 @@ def test_a_job_that_fails_midway_leaves_nothing(capsys, spark_artifacts, tmp_pat
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "p.parquet").mkdir()  # an earlier run's output stays as it was
     code, out, err = run(capsys, spark_artifacts, "spark", "--model", "housing", "--input",
-                         tmp_path / "in" / "h.parquet", "--output", tmp_path / "out" / "p.parquet")
+                         tmp_path / "in" / "h.parquet", "--output", tmp_path / "out" / "p.parquet",
+                         "--io", io)
     assert code == 1 and "the Spark job failed" in err and "checksum mismatch" in err, err
     assert err.count("\n") == 1 and out == ""
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["p.parquet"]
