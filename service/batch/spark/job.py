@@ -30,7 +30,7 @@ from ..outputs import ERRORS_SUFFIX
 from ..scoring import LocalModel, Summary
 from ..tables import listed_probabilities
 from .artifact import ship
-from .direct import COUNTS_SCHEMA, SliceTask, local_path, parquet_files, plan_slices
+from .direct import SliceTask, local_path, parquet_files, plan_slices
 from .paths import HadoopFiles, Staging, finish_folder, sibling
 from .worker import ERROR, Counts, ErrorTask, ScoringTask, scores_schema, tally_param
 
@@ -245,9 +245,8 @@ def _slices_job(spark: SparkSession, args: argparse.Namespace, model: LocalModel
         out_dir, errors_dir = (local_path(f) or f for f in folders)
         task = SliceTask(ship(sc, model), plan, tuple(slices), args.id_column, out_schema,
                          out_dir, out_format, errors_dir, batch_rows, listed)
-        answers = spark.range(0, len(slices), 1, max(1, len(slices))) \
-            .mapInArrow(task, COUNTS_SCHEMA).collect()
-        counts = sum((Counts(*row) for row in answers), Counts())
+        answers = sc.parallelize(range(len(slices)), max(1, len(slices))).map(task).collect()
+        counts = sum(answers, Counts())
         for folder in (out_dir, errors_dir):
             finish_folder(folder)
         if not counts.failed:
