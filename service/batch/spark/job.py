@@ -1,13 +1,15 @@
 """``python -m service.batch --engine spark``: the batch scorer as a Spark job, with the local
 engine's outputs, metrics, error report and exit codes.
 
-The driver checks the model (exit 2 before Spark starts if it is missing), reads the input
-with Spark, numbers the rows in input order (or takes ``--id-column``), ships the artifact
-and lets Python workers score Arrow batches (``worker``). One pass over the input writes
-the output as it is scored, and the counts behind the summary and the metrics come back in
-an accumulator, so nothing is cached or scored twice; only if some rows failed, a second
-pass writes the error dataset. Both are written under temporary names, renamed into place
-at the end (``paths``).
+The driver checks the model (exit 2 before Spark starts if it is missing) and plans one of
+two jobs. Parquet on paths every executor opens as files: the workers read their slices
+and write their part files themselves (``direct``, ``--io workers``). Anything else goes
+through Spark (``--io spark``): it reads the input, numbers the rows in input order (or
+takes ``--id-column``), and Python workers score Arrow batches (``worker``); one pass
+writes the output as it is scored, the counts behind the summary and the metrics come
+back in an accumulator, and only if some rows failed does a second pass write the error
+dataset. Either way the artifact is shipped with the job, and the datasets are written
+under temporary names and renamed into place at the end (``paths``).
 """
 
 from __future__ import annotations
