@@ -71,14 +71,13 @@ def parquet_files(path: str) -> list[str] | None:
 @dataclass(frozen=True)
 class Slice:
     """One task's rows: ``rows`` rows from the ``skip``-th on of row groups ``groups`` of
-    ``path`` (``whole``: all of them), numbered from ``first_row`` in the input."""
+    ``path``, numbered from ``first_row`` in the input."""
 
     path: str
     groups: tuple[int, ...]
     skip: int
     rows: int
     first_row: int
-    whole: bool = True
 
 
 def plan_slices(files: list[str], sig: ModelInterface, id_column: str | None, cores: int,
@@ -124,7 +123,7 @@ def plan_slices(files: list[str], sig: ModelInterface, id_column: str | None, co
             parts = -(-rows // share)
             for i in range(parts):
                 lo, hi = rows * i // parts, rows * (i + 1) // parts
-                slices.append(Slice(file, (g,), lo, hi - lo, first + lo, whole=False))
+                slices.append(Slice(file, (g,), lo, hi - lo, first + lo))
             first += rows
             continue
         if packed and (packed[0][0] != file or sum(r for *_, r in packed) + rows > share):
@@ -157,19 +156,22 @@ class SliceTask:
         return self._run(worker_model(self.model), index)
 
     def _read(self, part: Slice) -> Iterator[pa.RecordBatch]:
+        """The slice's rows in batches; of a row group split in ranges, the batches before
+        the range are decoded and dropped, and reading stops at its end."""
         plan = self.plan
         columns = [*filter(None, (self.id_column,)), *plan.inputs,
                    *filter(None, (plan.listed, plan.target))]
-        file = pq.ParquetFile(part.path)
-        try:
-            if part.whole:
-                yield from file.iter_batches(self.batch_rows, row_groups=list(part.groups),
-                                             columns=columns)
-                return
-            table = file.read_row_groups(list(part.groups), columns=columns)
-            yield from table.slice(part.skip, part.rows).to_batches(self.batch_rows)
-        finally:
-            file.close()
+        end = part.skip + part.rows
+        position = 0
+        with pq.ParquetFile(part.path) as file:
+            for batch in file.iter_batches(self.batch_rows, row_groups=list(part.groups),
+                                           columns=columns):
+                lo, hi = max(part.skip - position, 0), min(end - position, batch.num_rows)
+                position += batch.num_rows
+                if hi > lo:
+                    yield batch.slice(lo, hi - lo)
+                if position >= end:
+                    return
 
     def _run(self, model: LocalModel, index: int) -> Counts:
         part = self.slices[index]

@@ -55,12 +55,15 @@ def test_slices_cover_the_files_in_name_order(interface, tmp_path):
     assert sum(s.rows for s in slices) == 930
     a = [s for s in slices if s.path.endswith("a.parquet")]
     assert slices[:len(a)] == a and a[0].first_row == 0  # a before b
-    split = [s for s in a if not s.whole]
-    assert {s.groups for s in split} == {(0,), (1,), (3,)}
-    assert sum(s.rows for s in split if s.groups == (3,)) == 500
-    assert [s.groups for s in a if s.whole] == [(2,)]
+    sizes = [100, 100, 30, 500]
+    assert [s.groups for s in a if s.rows == sizes[s.groups[0]]] == [(2,)]  # whole
+    for g in (0, 1, 3):  # split in ranges that cover the group
+        ranges = [(s.skip, s.rows) for s in a if s.groups == (g,)]
+        assert len(ranges) > 1 and ranges[0][0] == 0
+        assert all(k + n == k2 for (k, n), (k2, _) in zip(ranges, ranges[1:], strict=False))
+        assert sum(n for _, n in ranges) == sizes[g]
     b = slices[len(a):]
-    assert all(s.whole and s.rows == 2 * len(s.groups) for s in b)
+    assert all(s.skip == 0 and s.rows == 2 * len(s.groups) for s in b)
     assert max(len(s.groups) for s in b) == share // 2  # packed up to a share
     assert [g for s in b for g in s.groups] == list(range(100))
 
