@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -190,7 +191,7 @@ class SliceTask:
             for batch in self._read(part):
                 result = score_chunk(model, arrow_chunk(batch, self.plan, sig, 0))
                 ids = batch.column(self.id_column) if self.id_column else \
-                    pa.array(range(first, first + batch.num_rows), pa.int64())
+                    pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64))
                 first += batch.num_rows
                 if result.errors:
                     failed += len(result.errors)
