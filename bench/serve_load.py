@@ -1,8 +1,9 @@
 """Serving load benchmark: our service beside the issue's minimal Flask baseline, with wrk.
 
 Builds a seeded (untrained) MNIST MLP 784-512-10 - the peers' model - and a housing
-regressor in a temporary folder, starts each server under gunicorn on 127.0.0.1 with 2 sync
-workers and 1 BLAS thread each, runs wrk for a bounded time per configuration, stops the
+regressor in a temporary folder, starts each server under gunicorn on 127.0.0.1 with 2
+workers and 1 BLAS thread each (ours: the production configuration, service/gunicorn.conf.py;
+the baseline: sync workers), runs wrk for a bounded time per configuration, stops the
 server by pid, and prints a Markdown table (results for docs/BENCHMARKS.md).
 
     python bench/serve_load.py [--duration 10] [--json results.json]
@@ -38,13 +39,16 @@ from tests.factories import (  # noqa: E402
 
 LUA = ROOT / "bench" / "post.lua"
 
-# (key, model, rows per request, connections)
+# (key, model, rows per request, connections, a new connection for every request). wrk
+# keeps connections alive unless the request says "Connection: close"; the sync-worker
+# baseline closes after every answer either way.
 CONFIGS = [
-    ("row_c1", "mnist", 1, 1),
-    ("row_c8", "mnist", 1, 8),
-    ("batch256", "mnist", 256, 4),
-    ("housing_c8", "housing", 1, 8),
-    ("v2_row_c8", "mnist-v2", 1, 8),
+    ("row_c1", "mnist", 1, 1, False),
+    ("row_c8", "mnist", 1, 8, False),
+    ("row_c8_close", "mnist", 1, 8, True),
+    ("batch256", "mnist", 256, 4, False),
+    ("housing_c8", "housing", 1, 8, False),
+    ("v2_row_c8", "mnist-v2", 1, 8, False),
 ]
 
 
@@ -114,9 +118,11 @@ class Gunicorn:
         self.log.close()
 
 
-def run_wrk(url: str, body: Path, connections: int, duration: float) -> dict:
+def run_wrk(url: str, body: Path, connections: int, duration: float,
+            close: bool = False) -> dict:
+    extra = ["-H", "Connection: close"] if close else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s",
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", *extra,
          "-s", str(LUA), url], env={**os.environ, "BODY_FILE": str(body)},
         capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
@@ -131,12 +137,12 @@ def measure(name: str, server: Gunicorn, path_of: dict[str, str],
     results = {}
     first = next(iter(path_of))
     server.wait(path_of[first], bodies[(first, 1)])
-    for key, model, rows, conns in CONFIGS:
+    for key, model, rows, conns, close in CONFIGS:
         if model not in path_of:
             continue
         url = server.url + path_of[model]
-        run_wrk(url, bodies[(model, rows)], conns, min(2.0, duration))  # warm-up
-        res = run_wrk(url, bodies[(model, rows)], conns, duration)
+        run_wrk(url, bodies[(model, rows)], conns, min(2.0, duration), close)  # warm-up
+        res = run_wrk(url, bodies[(model, rows)], conns, duration, close)
         res["rows_per_s"] = res["rps"] * rows
         res["load_avg"] = os.getloadavg()[0]
         results[key] = res
@@ -147,9 +153,10 @@ def measure(name: str, server: Gunicorn, path_of: dict[str, str],
 
 
 def table(all_results: dict[str, dict[str, dict]]) -> str:
-    lines = ["| server | 1 row, conc. 1 | 1 row, conc. 8 (p99) | 256-row batches (conc. 4) "
-             "| housing 1 row, conc. 8 (p99) | V2 JSON 1 row, conc. 8 (p99) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| server | 1 row, conc. 1 | 1 row, conc. 8 (p99) | 1 row, conc. 8, new connection "
+             "each (p99) | 256-row batches (conc. 4) | housing 1 row, conc. 8 (p99) "
+             "| V2 JSON 1 row, conc. 8 (p99) |",
+             "|---|---|---|---|---|---|---|"]
 
     def cell(r: dict | None, rows: bool = False, p99: bool = False) -> str:
         if r is None:
@@ -159,6 +166,7 @@ def table(all_results: dict[str, dict[str, dict]]) -> str:
 
     for name, r in all_results.items():
         lines.append(f"| {name} | {cell(r.get('row_c1'))} | {cell(r.get('row_c8'), p99=True)} "
+                     f"| {cell(r.get('row_c8_close'), p99=True)} "
                      f"| {cell(r.get('batch256'), rows=True)} "
                      f"| {cell(r.get('housing_c8'), p99=True)} "
                      f"| {cell(r.get('v2_row_c8'), p99=True)} |")
@@ -205,7 +213,8 @@ def main() -> int:
                     measure(name, server, paths, bodies, args.duration))
             finally:
                 server.stop()
-        print(f"\nwrk -t1, {args.duration:g} s per configuration, gunicorn 2 sync workers, "
+        print(f"\nwrk -t1, {args.duration:g} s per configuration, 2 gunicorn workers "
+              f"(ours: service/gunicorn.conf.py; baseline: sync), "
               f"1 BLAS thread each, {os.cpu_count()} cores, MNIST MLP 784-512-10\n")
         print(table(results))
         if args.json:

@@ -44,8 +44,12 @@ class Settings:
     port: int = 8000
     #: gunicorn workers; 0 means one per CPU core.
     workers: int = 0
-    #: Seconds from connecting to a complete request line and headers (idle ones are closed).
+    #: Seconds from connecting to a complete request line and headers (idle ones are closed),
+    #: and from a kept-alive request's first bytes to its complete head.
     header_timeout: float = 5.0
+    #: Seconds a kept-alive connection may idle between requests; 0: one request per
+    #: connection. Above the idle timeout of any proxy that reuses connections to us.
+    keepalive_timeout: float = 75.0
     #: Seconds a request body may take to arrive in full (408 beyond).
     body_timeout: float = 30.0
     #: Open connections a worker holds at most (idle, slow or busy); more wait in the backlog.
@@ -71,6 +75,7 @@ class Settings:
         "port": "PORT",
         "workers": "WEB_CONCURRENCY",
         "header_timeout": "SERVICE_HEADER_TIMEOUT",
+        "keepalive_timeout": "SERVICE_KEEPALIVE_TIMEOUT",
         "body_timeout": "SERVICE_BODY_TIMEOUT",
         "max_connections": "SERVICE_MAX_CONNECTIONS",
         "max_queue": "SERVICE_MAX_QUEUE",
@@ -123,6 +128,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.1 <= value <= 3600:
                 raise bad(name, "a number of seconds between 0.1 and 3600")
+        if not isinstance(self.keepalive_timeout, int | float) or not (
+                0 <= self.keepalive_timeout <= 3600):
+            raise bad("keepalive_timeout", "a number of seconds between 0 (no keep-alive) "
+                      "and 3600")
         if not isinstance(self.max_connections, int) or not 1 <= self.max_connections <= 100000:
             raise bad("max_connections", "an integer between 1 and 100000")
         if not isinstance(self.max_queue, int) or not 1 <= self.max_queue <= 100000:
@@ -163,6 +172,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "port": _int,
     "workers": _int,
     "header_timeout": _float,
+    "keepalive_timeout": _float,
     "body_timeout": _float,
     "max_connections": _int,
     "max_queue": _int,

@@ -43,8 +43,9 @@ worker_class = "service.http.worker.ServiceWorker"
 worker_connections = _settings.max_connections
 timeout = 60             # a worker silent this long (stuck) is killed and replaced
 graceful_timeout = 30    # on SIGTERM/HUP, in-flight requests get this long to finish
-# The gevent worker times the whole read of a request head with this (not each packet).
-keepalive = max(1, round(_settings.header_timeout))
+# Keep-alive on or off (SERVICE_KEEPALIVE_TIMEOUT=0: one request per connection); the
+# worker times idle connections and request heads itself (pre_fork below).
+keepalive = 1 if _settings.keepalive_timeout else 0
 # Request heads beyond these get 400 (431 for fields) from gunicorn's parser.
 limit_request_line = 8190
 limit_request_fields = 100
@@ -76,8 +77,11 @@ def on_starting(server):
 
 
 def pre_fork(server, worker):
-    """Give the worker its memory limit (SERVICE_MAX_WORKER_MEMORY)."""
+    """Give the worker its memory limit (SERVICE_MAX_WORKER_MEMORY) and time limits
+    (SERVICE_HEADER_TIMEOUT, SERVICE_KEEPALIVE_TIMEOUT)."""
     worker.max_memory_mib = _settings.max_worker_memory
+    worker.head_timeout = _settings.header_timeout
+    worker.idle_timeout = _settings.keepalive_timeout
 
 
 def when_ready(server):

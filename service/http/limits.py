@@ -179,8 +179,10 @@ def shed(environ: dict[str, Any], start_response: Callable[..., Any],
     record = environ.get("service.record")
     if record is not None:
         record.endpoint = "overloaded"
+    # closed: the retry comes through the listen queue, to whichever worker is free first
     return error_response(start_response, "503 Service Unavailable", exc.message,
-                          exc.details, [("Retry-After", str(exc.retry_after))])
+                          exc.details, [("Retry-After", str(exc.retry_after)),
+                                        ("Connection", "close")])
 
 
 class _TooLarge(Exception):

@@ -5,6 +5,7 @@ Each test starts its own server (it stops or breaks it) and bounds every wait.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -17,11 +18,13 @@ import pytest
 import requests
 
 from model import Dense, Flatten, ReLU, Sequential
+from service.http.worker import STOP_LINGER
 from tests.factories import make_classifier, random_images
 from tests.service.gunicorn_server import Server
 from tests.service.http.slow_clients import rss_kib, worker_pids
 
 PREDICT = "/v1/models/mnist:predict"
+JSON = {"Content-Type": "application/json"}
 
 
 def slow_model(root):
@@ -88,6 +91,48 @@ def test_sigterm_answers_every_request_that_reached_the_server(start):
     assert set(late_codes) <= {"200", "ConnectionError"}, late_codes
     srv.proc.wait(timeout=35)
     assert time.monotonic() - signalled < 30 + 5  # gunicorn's graceful_timeout
+    assert srv.proc.returncode == 0
+
+
+def test_sigterm_closes_idle_kept_alive_connections_and_answers_late_ones(start):
+    """Kept-alive connections do not hold a stop for their idle timeout (75 s): one that
+    sends within STOP_LINGER of the signal is answered and closed, one still idle then is
+    closed; the server exits within seconds."""
+    srv = start()
+    body = orjson.dumps({"instances": random_images(1).tolist()})
+    idle, late = (http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+                  for _ in range(2))
+    try:
+        for conn in (idle, late):
+            for _ in range(20):  # an answer slower than SLOW_ANSWER (a busy machine) closes
+                conn.request("GET", "/v2/health/live")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+                if resp.getheader("Connection") == "keep-alive":
+                    break
+            assert resp.getheader("Connection") == "keep-alive"
+        # an answer slower than SLOW_ANSWER closes its connection (the next request goes
+        # to whichever worker is free): 256 rows of this model take ~0.1 s
+        resp = requests.post(srv.url + PREDICT, headers=JSON, timeout=20,
+                             data=orjson.dumps({"instances": random_images(256).tolist()}))
+        assert (resp.status_code, resp.headers["Connection"]) == (200, "close")
+        signalled = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(STOP_LINGER / 2)
+        late.request("POST", PREDICT, body=body, headers=JSON)
+        resp = late.getresponse()
+        assert resp.status == 200
+        resp.read()
+        idle.sock.settimeout(STOP_LINGER + 10)
+        assert idle.sock.recv(1) == b""  # closed by the server, nothing half-sent
+        closed_after = time.monotonic() - signalled
+        srv.proc.wait(timeout=STOP_LINGER + 10)
+    finally:
+        idle.close()
+        late.close()
+    assert STOP_LINGER - 0.3 <= closed_after <= STOP_LINGER + 5, closed_after
+    assert time.monotonic() - signalled < STOP_LINGER + 10
     assert srv.proc.returncode == 0
 
 

@@ -56,39 +56,10 @@ def test_slow_and_idle_connections_do_not_starve_polite_clients(server):
             assert out.answer.startswith(b"HTTP/1.1 408"), out.answer[:100]
             assert b'"error"' in out.answer
             assert BODY_TIMEOUT - 0.5 <= held <= BODY_TIMEOUT + 4, held
-        else:  # a request head or nothing at all: closed without an answer
+        elif out.kind == "header":  # part of a head: 408 and closed
+            assert out.answer.startswith(b"HTTP/1.1 408"), out.answer[:100]
+            assert b"SERVICE_HEADER_TIMEOUT" in out.answer, out.answer
+            assert HEADER_TIMEOUT - 0.5 <= held <= HEADER_TIMEOUT + 4, held
+        else:  # nothing at all: closed without an answer
             assert out.answer == b"", (out.kind, out.answer[:100])
             assert HEADER_TIMEOUT - 0.5 <= held <= HEADER_TIMEOUT + 4, (out.kind, held)
-
-
-def test_kept_alive_clients_get_one_request_per_connection_and_both_workers(server):
-    """Connections are closed after each answer, so every request goes through the listen
-    queue both workers share instead of waiting behind the worker it first reached."""
-    import threading
-
-    import requests
-
-    body = orjson.dumps({"instances": random_images(1).tolist()})
-    answers: list[tuple[int, str]] = []
-
-    def client() -> None:
-        with requests.Session() as session:
-            for _ in range(60):
-                resp = session.post(server.url + "/v1/models/mnist:predict", data=body,
-                                    headers={"Content-Type": "application/json",
-                                             "X-Request-ID": "spread"}, timeout=10)
-                answers.append((resp.status_code, resp.headers.get("Connection", "")))
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert answers == [(200, "close")] * 480
-    pids = [line["pid"] for line in server.access_lines() if line["request_id"] == "spread"]
-    assert len(pids) == 480
-    busiest = max(pids.count(p) for p in set(pids))
-    # Both workers take a real share (a loaded machine skews it; kept-alive connections
-    # would pin each client to one worker and could leave one idle).
-    assert len(set(pids)) == 2 and busiest <= 0.95 * len(pids), \
-        {p: pids.count(p) for p in set(pids)}
