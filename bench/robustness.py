@@ -1,4 +1,4 @@
-"""Robustness benchmarks (issue 12), the long versions of tests/service/test_hardening_*.py.
+"""Robustness benchmarks (issue 12), the long versions of tests/service/http/test_hardening_*.py.
 
     python bench/robustness.py [slow] [overload] [soak] [fuzz] [--json out.json]
 
@@ -8,8 +8,9 @@
 - overload: the default CNN (artifacts/mnist/1), 16 images a request, capacity measured
   closed-loop (8 clients), then 3x capacity offered open-loop for 20 s; served rate, p99
   of served, 503s and their latency, timeouts.
-- soak: 50,000 requests mixing valid, invalid and large bodies; worker RSS growth over the
-  second half (Triton's memory-growth method).
+- soak: 50,000 requests mixing valid, invalid and large bodies, from 8 clients (4 keep their
+  connection alive, 4 open one per request); worker RSS growth over the second half
+  (Triton's memory-growth method).
 - fuzz: schemathesis with 200 examples per operation, and the protocol-abuse cases.
 
 Every server is gunicorn with the production configuration on 127.0.0.1, 2 workers,
@@ -23,6 +24,8 @@ import asyncio
 import json
 import os
 import random
+import selectors
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +45,20 @@ from tests.service.http.slow_clients import Probe, SlowClients, rss_kib, worker_
 PREDICT = "/v1/models/mnist:predict"
 
 
-# -- a small asyncio HTTP/1.1 client: one new connection per request -----------------------
+# -- a small asyncio HTTP/1.1 client ------------------------------------------------------------
+def content_length(head: bytes) -> int:
+    """The Content-Length of an answer's head (0 without one)."""
+    return next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"content-length:")), 0)
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(status, head) of the next answer on ``reader``, its body read and dropped."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    await reader.readexactly(content_length(head))
+    return int(head.split(b" ", 2)[1]), head
+
+
 async def one_request(port: int, raw: bytes, timeout: float) -> tuple[int | str, float]:
     """(status or error name, seconds) for ``raw`` sent on a new connection."""
     t0 = time.monotonic()
@@ -51,13 +67,7 @@ async def one_request(port: int, raw: bytes, timeout: float) -> tuple[int | str,
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
                 writer.write(raw)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                status, _ = await read_answer(reader)
             finally:
                 writer.close()
         return status, time.monotonic() - t0
@@ -67,40 +77,127 @@ async def one_request(port: int, raw: bytes, timeout: float) -> tuple[int | str,
         return type(exc).__name__, time.monotonic() - t0
 
 
+class KeptAlive:
+    """One client's connection, reused for as long as the server keeps it open."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, raw: bytes, timeout: float) -> tuple[int | str, float]:
+        """(status or error name, seconds) for ``raw`` (its ``Connection: close`` dropped)."""
+        raw = raw.replace(b"Connection: close\r\n", b"", 1)
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                if self.conn is None:
+                    self.conn = await asyncio.open_connection("127.0.0.1", self.port)
+                reader, writer = self.conn
+                writer.write(raw)
+                status, head = await read_answer(reader)
+                if b"\r\nconnection: close" in head.lower():
+                    self.close()
+            return status, time.monotonic() - t0
+        except TimeoutError:
+            self.close()
+            return "timeout", time.monotonic() - t0
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            self.close()
+            return type(exc).__name__, time.monotonic() - t0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn[1].close()
+            self.conn = None
+
+
 def post(body: bytes, path: str = PREDICT, ctype: str = "application/json") -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
 async def closed_loop(port: int, raws: list[bytes], concurrency: int, seconds: float,
-                      limit: int | None = None) -> list[tuple[int | str, float]]:
-    """``concurrency`` clients back to back for ``seconds`` (or ``limit`` requests)."""
+                      limit: int | None = None, kept_alive: int = 0
+                      ) -> list[tuple[int | str, float]]:
+    """``concurrency`` clients back to back for ``seconds`` (or ``limit`` requests); the
+    first ``kept_alive`` of them reuse their connection, the others open one per request."""
     results: list[tuple[int | str, float]] = []
     deadline = time.monotonic() + seconds
     counter = iter(range(limit or 10**12))
 
     async def client(seed: int) -> None:
         rng = random.Random(seed)
+        conn = KeptAlive(port) if seed < kept_alive else None
         while time.monotonic() < deadline and next(counter, None) is not None:
-            results.append(await one_request(port, rng.choice(raws), 30))
+            raw = rng.choice(raws)
+            results.append(await (conn.request(raw, 30) if conn else
+                                  one_request(port, raw, 30)))
+        if conn:
+            conn.close()
 
     await asyncio.gather(*(client(i) for i in range(concurrency)))
     return results
 
 
-async def open_loop(port: int, raw: bytes, rate: float, seconds: float,
-                    timeout: float) -> list[tuple[int | str, float]]:
-    """Start a request every 1/rate s for ``seconds``, whatever the answers do."""
-    tasks = []
+def drive(port: int, raw: bytes, seconds: float, timeout: float, rate: float = 0.0,
+          concurrency: int = 0) -> list[tuple[int | str, float]]:
+    """Send ``raw``, each time on a new connection, for ``seconds``: open loop, a request
+    every 1/``rate`` s whatever the answers do; or closed loop, ``concurrency`` requests in
+    flight. (status or error name, seconds) for each.
+
+    Plain non-blocking sockets on one selector, not asyncio: the load generator shares the
+    machine's cores with the server, and asyncio's streams cost more CPU a request (29% of
+    a core at 855 requests/s against 19%), CPU the server lacks under overload.
+    """
+    sel = selectors.DefaultSelector()
+    results: list[tuple[int | str, float]] = []
     start = time.monotonic()
-    n = 0
-    while (now := time.monotonic()) - start < seconds:
-        due = start + n / rate
-        if due > now:
-            await asyncio.sleep(due - now)
-        tasks.append(asyncio.create_task(one_request(port, raw, timeout)))
-        n += 1
-    return list(await asyncio.gather(*tasks))
+    launched = 0
+
+    def finish(sock: socket.socket, outcome: int | str, t0: float) -> None:
+        sel.unregister(sock)
+        sock.close()
+        results.append((outcome, time.monotonic() - t0))
+
+    def due(now: float) -> bool:
+        if now - start >= seconds:
+            return False
+        return start + launched / rate <= now if rate else len(sel.get_map()) < concurrency
+
+    while True:
+        now = time.monotonic()
+        while due(now):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            sel.register(sock, selectors.EVENT_WRITE, {"t0": now, "sent": 0, "got": b""})
+            launched += 1
+        if now - start >= seconds and not sel.get_map():
+            return results
+        for key in [k for k in sel.get_map().values() if now - k.data["t0"] > timeout]:
+            finish(key.fileobj, "timeout", key.data["t0"])
+        wait = start + launched / rate - now if rate and now - start < seconds else 0.05
+        for key, events in sel.select(max(0.0, min(wait, 0.05))):
+            sock, st = key.fileobj, key.data
+            try:
+                if events & selectors.EVENT_WRITE:
+                    st["sent"] += sock.send(raw[st["sent"]:])
+                    if st["sent"] == len(raw):
+                        sel.modify(sock, selectors.EVENT_READ, st)
+                    continue
+                chunk = sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                finish(sock, type(exc).__name__, st["t0"])
+                continue
+            st["got"] += chunk
+            head, sep, body = st["got"].partition(b"\r\n\r\n")
+            if not chunk:
+                finish(sock, "IncompleteReadError", st["t0"])
+            elif sep:
+                if len(body) >= content_length(head):
+                    finish(sock, int(head.split(b" ", 2)[1]), st["t0"])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -161,12 +258,12 @@ def overload_phase(tmp: Path, seconds: float, rows: int) -> dict:
     srv = start(artifacts, tmp)
     try:
         raw = post(orjson.dumps({"instances": random_images(rows).tolist()}))
-        asyncio.run(closed_loop(srv.port, [raw], 8, 2))  # warm-up
-        base = asyncio.run(closed_loop(srv.port, [raw], 8, 5))
+        drive(srv.port, raw, 2, 30, concurrency=8)  # warm-up
+        base = drive(srv.port, raw, 5, 30, concurrency=8)
         capacity = sum(1 for s, _ in base if s == 200) / 5
-        results = asyncio.run(open_loop(srv.port, raw, 3 * capacity, seconds, timeout=10))
+        results = drive(srv.port, raw, seconds, 10, rate=3 * capacity)
         # measured again after: the machine is shared, so capacity is the mean of both
-        after = asyncio.run(closed_loop(srv.port, [raw], 8, 5))
+        after = drive(srv.port, raw, 5, 30, concurrency=8)
         capacity_after = sum(1 for s, _ in after if s == 200) / 5
         capacity_before, capacity = capacity, (capacity + capacity_after) / 2
         served = [t for s, t in results if s == 200]
@@ -212,7 +309,8 @@ def soak_phase(tmp: Path, total: int) -> dict:
         statuses: dict[str, int] = {}
         t0 = time.monotonic()
         for _ in range(2):
-            for status, _ in asyncio.run(closed_loop(srv.port, mix, 8, 3600, limit=half)):
+            for status, _ in asyncio.run(closed_loop(srv.port, mix, 8, 3600, limit=half,
+                                                     kept_alive=4)):
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
             rss.append(workers_rss_mib(srv))
         growth = [b - a for a, b in zip(rss[1], rss[2], strict=False)]
@@ -227,7 +325,8 @@ def fuzz_phase(examples: int) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/service/test_hardening_fuzz.py", "tests/service/test_hardening_protocol.py"],
+         "tests/service/http/test_hardening_fuzz.py",
+         "tests/service/http/test_hardening_protocol.py"],
         cwd=ROOT, env={**os.environ, "FUZZ_EXAMPLES": str(examples)},
         capture_output=True, text=True, timeout=1800)
     return {"examples_per_operation": examples, "passed": proc.returncode == 0,

@@ -49,7 +49,11 @@ CONFIGS = [
     ("batch256", "mnist", 256, 4, False),
     ("housing_c8", "housing", 1, 8, False),
     ("v2_row_c8", "mnist-v2", 1, 8, False),
+    ("cnn_row_c8", "cnn", 1, 8, False),
+    ("cnn_batch256", "cnn", 256, 4, False),
 ]
+#: The default CNN the repository ships (served as "mnist" from its own folder).
+CNN = ROOT / "artifacts" / "mnist" / "1"
 
 
 def free_port() -> int:
@@ -77,6 +81,8 @@ def write_bodies(folder: Path) -> dict[tuple[str, int], Path]:
                                             "datatype": "FP32",
                                             "data": random_images(1).ravel().tolist()}]}))
     bodies[("mnist-v2", 1)] = path
+    for rows in (1, 256):  # the CNN takes the same flat 784-pixel rows
+        bodies[("cnn", rows)] = bodies[("mnist", rows)]
     return bodies
 
 
@@ -170,6 +176,13 @@ def table(all_results: dict[str, dict[str, dict]]) -> str:
                      f"| {cell(r.get('batch256'), rows=True)} "
                      f"| {cell(r.get('housing_c8'), p99=True)} "
                      f"| {cell(r.get('v2_row_c8'), p99=True)} |")
+    if any("cnn_row_c8" in r for r in all_results.values()):
+        lines += ["", "Default CNN (artifacts/mnist/1):", "",
+                  "| server | 1 row, conc. 8 (p99) | 256-row batches (conc. 4) |",
+                  "|---|---|---|"]
+        for name, r in all_results.items():
+            lines.append(f"| {name} | {cell(r.get('cnn_row_c8'), p99=True)} "
+                         f"| {cell(r.get('cnn_batch256'), rows=True)} |")
     return "\n".join(lines)
 
 
@@ -205,6 +218,18 @@ def main() -> int:
              {"BASELINE_ARTIFACT": str(artifacts / "housing" / "1")},
              {"housing": "/v1/models/housing:predict"}),
         ]
+        if (CNN / "manifest.json").exists():
+            (tmp / "cnn" / "mnist").mkdir(parents=True)
+            (tmp / "cnn" / "mnist" / "1").symlink_to(CNN)
+            runs += [
+                ("ours (validated)", ours[0], {**ours[1], "SERVICE_ARTIFACTS_DIR":
+                                               str(tmp / "cnn")},
+                 {"cnn": "/v1/models/mnist:predict"}),
+                ("minimal Flask baseline", baseline, {"BASELINE_ARTIFACT": str(CNN)},
+                 {"cnn": "/v1/models/mnist:predict"}),
+            ]
+        else:
+            print(f"no default CNN at {CNN}: its rows are left out", file=sys.stderr)
         results: dict[str, dict[str, dict]] = {}
         for i, (name, gargs, env, paths) in enumerate(runs):
             server = Gunicorn(gargs, env, tmp / f"server-{i}.log")
@@ -215,7 +240,8 @@ def main() -> int:
                 server.stop()
         print(f"\nwrk -t1, {args.duration:g} s per configuration, 2 gunicorn workers "
               f"(ours: service/gunicorn.conf.py; baseline: sync), "
-              f"1 BLAS thread each, {os.cpu_count()} cores, MNIST MLP 784-512-10\n")
+              f"1 BLAS thread each, {os.cpu_count()} cores, MNIST MLP 784-512-10 (seeded, "
+              "untrained)\n")
         print(table(results))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
