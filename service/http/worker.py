@@ -31,6 +31,8 @@ worker this class adds:
   answers from then on close their connection, and a kept-alive connection still idle
   ``STOP_LINGER`` seconds after the signal is closed (a request that reaches it before
   that is answered);
+- when nine tenths of ``SERVICE_MAX_CONNECTIONS`` are open, the longest-idle kept-alive
+  connections are closed to make room;
 - a worker whose resident memory passes ``SERVICE_MAX_WORKER_MEMORY`` MiB restarts
   gracefully;
 - each request carries the kernel's receive time of its first bytes
@@ -93,15 +95,17 @@ class _Connection:
     """A client socket that times each phase of a connection (idle, head) and notes when the
     current request's first bytes arrived (``arrived``, from the kernel's SO_TIMESTAMP)."""
 
-    __slots__ = ("sock", "arrived", "answered", "idle", "head_timeout", "idle_timeout",
-                 "head_at", "_head_timer", "_held")
+    __slots__ = ("sock", "arrived", "answered", "idle", "idle_since", "head_timeout",
+                 "idle_timeout", "head_at", "_head_timer", "_held")
 
     def __init__(self, sock: Any, head_timeout: float, idle_timeout: float) -> None:
         self.sock = sock
         self.arrived: float | None = None
         self.answered = 0
-        #: True while it waits for the first bytes of a request after an answer.
+        #: True while it waits for the first bytes of a request after an answer (since
+        #: ``idle_since``, monotonic).
         self.idle = False
+        self.idle_since = 0.0
         self.head_timeout = head_timeout
         self.idle_timeout = idle_timeout
         self.head_at = 0.0  # monotonic time the current request's head was complete
@@ -145,6 +149,7 @@ class _Connection:
             return self.sock.recv(size)
         if self.answered:  # kept alive: wait for the next request, then time its head
             self.idle = True
+            self.idle_since = time.monotonic()
             self.sock.settimeout(self.idle_timeout)
             try:
                 data, ancillary, _, _ = self.sock.recvmsg(size, _CMSG_SPACE)
@@ -292,6 +297,8 @@ class ServiceWorker(GeventWorker):
         client.setblocking(1)
         conn = _Connection(client, self.head_timeout, self.idle_timeout)
         self._open.add(conn)
+        if len(self._open) > self.worker_connections * 0.9:
+            self._make_room()
         try:
             super().handle(listener, conn, addr)
         finally:
@@ -363,6 +370,15 @@ class ServiceWorker(GeventWorker):
             gevent.sleep(0.05)
         for _, server in servers:
             server.pool.kill(block=True, timeout=1)
+
+    def _make_room(self) -> None:
+        """Close the longest-idle kept-alive connections, a tenth of the connection limit
+        (SERVICE_MAX_CONNECTIONS) at most, so that idle ones never keep new clients in
+        the listen backlog (nginx does the same)."""
+        idle = sorted((c for c in self._open if c.idle), key=lambda c: c.idle_since)
+        for conn in idle[:max(1, self.worker_connections // 10)]:
+            if not conn.has_data():
+                conn.close_idle()
 
     def _drain_backlog(self, listener: Any, server: StreamServer) -> None:
         """Accept every connection already queued on the listener and serve it."""

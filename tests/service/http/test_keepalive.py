@@ -7,6 +7,7 @@ to the others is visible.
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import threading
 import time
@@ -206,3 +207,30 @@ def test_keepalive_timeout_0_closes_after_every_answer(tmp_path):
         srv.stop()
     assert answer.startswith(b"HTTP/1.1 200")
     assert b"Connection: close" in answer.split(b"\r\n\r\n", 1)[0]
+
+
+def test_idle_kept_alive_connections_make_room_for_new_clients(tmp_path):
+    """With the connection limit nearly reached by idle kept-alive connections, the
+    longest-idle ones are closed, so a new client is served, not left in the backlog."""
+    make_regressor(tmp_path / "artifacts")
+    srv = Server(tmp_path / "artifacts", tmp_path,
+                 env={"WEB_CONCURRENCY": "1", "SERVICE_MAX_CONNECTIONS": "20"})
+    held = []
+    try:
+        srv.wait_ready()
+        while len(held) < 20:  # as many as the limit: without room made, the next waits
+            held.append(kept_alive_socket(srv.port))
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+            try:
+                conn.request("POST", PREDICT, body=housing_body(), headers=JSON)
+                assert conn.getresponse().status == 200
+            finally:
+                conn.close()
+        readable, _, _ = select.select(held, [], [], 1.0)
+        closed = sum(1 for sock in readable if sock.recv(1) == b"")
+        assert 1 <= closed < len(held), closed  # the oldest idle ones, not all
+    finally:
+        for sock in held:
+            sock.close()
+        srv.stop()
