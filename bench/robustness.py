@@ -8,6 +8,7 @@
 - overload: the default CNN (artifacts/mnist/1), 16 images a request, capacity measured
   closed-loop (8 clients), then 3x capacity offered open-loop for 20 s; served rate, p99
   of served, 503s and their latency, timeouts.
+- shedcost (only when named): the event-loop CPU one 503 costs, one worker.
 - soak: 50,000 requests mixing valid, invalid and large bodies, from 8 clients (4 keep their
   connection alive, 4 open one per request); worker RSS growth over the second half
   (Triton's memory-growth method).
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -321,6 +323,48 @@ def soak_phase(tmp: Path, total: int) -> dict:
         srv.stop()
 
 
+def shed_cost_phase(tmp: Path, seconds: float, rows: int) -> dict:
+    """Event-loop CPU a 503 costs: one worker whose lane two clients of 256-image requests
+    keep busy (SERVICE_MAX_QUEUE=1), then ``rows``-image requests at 600 a second, each on
+    a new connection, nearly all refused; the worker's main thread's CPU with them, less
+    without them, per 503."""
+    srv = start(ROOT / "artifacts", tmp, WEB_CONCURRENCY="1", SERVICE_MAX_QUEUE="1",
+                SERVICE_MAX_WAIT="30")
+    try:
+        heavy = post(orjson.dumps({"instances": random_images(256).tolist()}))
+        small = post(orjson.dumps({"instances": random_images(rows).tolist()}))
+        worker = worker_pids(srv.proc.pid)[0]
+
+        def main_thread_seconds() -> float:
+            task = Path(f"/proc/{worker}/task/{worker}/stat").read_text()
+            fields = task.rsplit(")", 1)[1].split()  # utime, stime: fields 14, 15
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        done = threading.Event()
+
+        def keep_busy() -> None:
+            while not done.is_set():
+                drive(srv.port, heavy, 2, 60, concurrency=2)
+
+        busy = threading.Thread(target=keep_busy)
+        busy.start()
+        time.sleep(2)
+        t0, c0 = time.monotonic(), main_thread_seconds()
+        time.sleep(seconds)
+        alone = (main_thread_seconds() - c0) / (time.monotonic() - t0)
+        t0, c0 = time.monotonic(), main_thread_seconds()
+        results = drive(srv.port, small, seconds, 10, rate=600)
+        spent = main_thread_seconds() - c0 - alone * (time.monotonic() - t0)
+        done.set()
+        busy.join(timeout=120)
+        shed = sum(1 for s, _ in results if s == 503)
+        return {"requests": len(results), "shed_503": shed,
+                "event_loop_ms_per_503": spent / max(1, shed) * 1e3,
+                "body_bytes": len(small)}
+    finally:
+        srv.stop()
+
+
 def fuzz_phase(examples: int) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(
@@ -336,7 +380,8 @@ def fuzz_phase(examples: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phases", nargs="*", metavar="PHASE",
-                        help="slow, overload, soak, fuzz (default: all four)")
+                        help="slow, overload, shedcost, soak, fuzz (default: all but "
+                             "shedcost)")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--requests", type=int, default=50_000)
@@ -350,8 +395,8 @@ def main() -> int:
         parser.error("bounds: --connections 1-5000, --seconds 1-120, --requests 100-200000, "
                      "--examples 1-2000")
     phases = args.phases or ["slow", "overload", "soak", "fuzz"]
-    if set(phases) - {"slow", "overload", "soak", "fuzz"}:
-        parser.error("phases are slow, overload, soak and fuzz")
+    if set(phases) - {"slow", "overload", "shedcost", "soak", "fuzz"}:
+        parser.error("phases are slow, overload, shedcost, soak and fuzz")
     results = {}
     with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
         for phase in phases:
@@ -362,6 +407,8 @@ def main() -> int:
                 results[phase] = slow_phase(workdir, args.connections, args.seconds)
             elif phase == "overload":
                 results[phase] = overload_phase(workdir, args.seconds, args.rows)
+            elif phase == "shedcost":
+                results[phase] = shed_cost_phase(workdir, 5.0, args.rows)
             elif phase == "soak":
                 results[phase] = soak_phase(workdir, args.requests)
             else:
