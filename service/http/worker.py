@@ -130,7 +130,7 @@ class _Connection:
 
     def sendall(self, data: bytes) -> None:
         """gunicorn writes an answer's head and its body in two calls; one send wakes the
-        client once (measured: ~4% of a one-row request's CPU in the worker)."""
+        client once (measured: one row at conc. 8, 3,153 → 3,248 req/s)."""
         if self._held:
             data, self._held = self._held + data, b""
         elif data[:5] == b"HTTP/" and data[9:10] != b"1" and data[-4:] == b"\r\n\r\n":
