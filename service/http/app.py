@@ -24,6 +24,7 @@ from ..core.metrics import RequestMetrics
 from ..core.registry import Registry
 from . import ops, page, v1, v2
 from .auth import BearerAuth
+from .door import Door
 from .errors import register_error_handlers
 from .lane import ModelLane
 from .limits import Limits
@@ -75,7 +76,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     guarded = Limits(app.wsgi_app, settings.max_body_bytes, settings.body_timeout, lane)
     if token:
         guarded = BearerAuth(guarded, token)
-    app.wsgi_app = RequestObserver(guarded, service.metrics, AccessLog())
+    access = AccessLog()
+    app.wsgi_app = RequestObserver(guarded, service.metrics, access)
+    # the same 503 for a new connection while the lane is full, before all of the above
+    # (read by service/http/worker.py)
+    app.extensions["service.door"] = Door(lane, service.metrics, access,
+                                          settings.max_body_bytes, settings.body_timeout,
+                                          token)
 
     @app.url_value_preprocessor
     def record_endpoint(endpoint: str | None, values: Any) -> None:

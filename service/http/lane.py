@@ -92,6 +92,16 @@ class ModelLane:
         return self._overloaded("wait", f"it waited {time.time() - arrived:.2f} s for a "
                                 "worker")
 
+    @property
+    def full(self) -> bool:
+        """A prediction arriving now would be refused: the lane is held and
+        ``max_queue`` requests already wait for it (never without gevent)."""
+        return self.threaded and self._busy and self.pending >= self.max_queue
+
+    def queue_full(self) -> Overloaded:
+        """The error for a request that finds the queue full."""
+        return self._overloaded("queue", f"{self.pending} requests are already waiting")
+
     def _overloaded(self, reason: str, why: str) -> Overloaded:
         return Overloaded(f"the server is overloaded ({why}); retry after "
                           f"{self.retry_after} s",
@@ -107,7 +117,7 @@ class ModelLane:
             self._busy = True
             return
         if self.pending >= self.max_queue:
-            raise self._overloaded("queue", f"{self.pending} requests are already waiting")
+            raise self.queue_full()
         from gevent.event import Event
         turn = Event()
         self._queue.append(turn)

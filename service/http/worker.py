@@ -31,6 +31,8 @@ worker this class adds:
   answers from then on close their connection, and a kept-alive connection still idle
   ``STOP_LINGER`` seconds after the signal is closed (a request that reaches it before
   that is answered);
+- while the app's lane is full, a new connection's request is refused by the app's door
+  (service/http/door.py) before gunicorn's parser: the same 503 for half the CPU;
 - when nine tenths of ``SERVICE_MAX_CONNECTIONS`` are open, the longest-idle kept-alive
   connections are closed to make room;
 - a worker whose resident memory passes ``SERVICE_MAX_WORKER_MEMORY`` MiB restarts
@@ -65,6 +67,8 @@ from gevent.server import StreamServer
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
+from .door import Door
+
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 #: Linux's SO_TIMESTAMP (not exported by Python's socket module): a timeval per packet.
 _SO_TIMESTAMP = 29
@@ -96,7 +100,7 @@ class _Connection:
     current request's first bytes arrived (``arrived``, from the kernel's SO_TIMESTAMP)."""
 
     __slots__ = ("sock", "arrived", "answered", "idle", "idle_since", "head_timeout",
-                 "idle_timeout", "head_at", "_head_timer", "_held")
+                 "idle_timeout", "head_at", "_head_timer", "_held", "_unread")
 
     def __init__(self, sock: Any, head_timeout: float, idle_timeout: float) -> None:
         self.sock = sock
@@ -111,6 +115,7 @@ class _Connection:
         self.head_at = 0.0  # monotonic time the current request's head was complete
         self._head_timer: Any = None
         self._held = b""  # an answer's head, sent with the first bytes of its body
+        self._unread = b""  # read by the door (service/http/door.py), handed back
         self.start_head_timer()  # a new connection: the head is due this long after connecting
 
     def start_head_timer(self) -> None:
@@ -144,7 +149,14 @@ class _Connection:
             data, self._held = self._held, b""
             self.sock.sendall(data)
 
+    def unread(self, data: bytes) -> None:
+        """Give ``data`` back: the next ``recv`` returns it (larger than asked, maybe)."""
+        self._unread = data
+
     def recv(self, size: int) -> bytes:
+        if self._unread:
+            data, self._unread = self._unread, b""
+            return data
         if self.arrived is not None:
             return self.sock.recv(size)
         if self.answered:  # kept alive: wait for the next request, then time its head
@@ -162,12 +174,8 @@ class _Connection:
                 self.start_head_timer()
         else:
             data, ancillary, _, _ = self.sock.recvmsg(size, _CMSG_SPACE)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP:
-                sec, usec = _TIMEVAL.unpack(payload[:_TIMEVAL.size])
-                self.arrived = sec + usec / 1e6
-        if self.arrived is None and data:
-            self.arrived = time.time()
+        if data:
+            self.arrived = _arrival(ancillary)
         return data
 
     def has_data(self) -> bool:
@@ -185,6 +193,16 @@ class _Connection:
     def __getattr__(self, name: str) -> Any:
         self.flush()  # anything else (send, sendfile, close...) comes after a held head
         return getattr(self.sock, name)
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the bytes ``recvmsg`` returned with ``ancillary`` reached the kernel (epoch
+    seconds; now, where SO_TIMESTAMP is off)."""
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP:
+            sec, usec = _TIMEVAL.unpack(payload[:_TIMEVAL.size])
+            return sec + usec / 1e6
+    return time.time()
 
 
 def resident_mib() -> float:
@@ -262,6 +280,8 @@ class ServiceWorker(GeventWorker):
     head_timeout: float = 5.0
     idle_timeout: float = 75.0
     serving_since: float = 0.0
+    #: The app's fast refusal while its lane is full (service/http/door.py), if it has one.
+    door: Door | None = None
 
     def init_process(self) -> None:
         self._open: set[_Connection] = set()
@@ -273,6 +293,7 @@ class ServiceWorker(GeventWorker):
     def load_wsgi(self) -> None:
         super().load_wsgi()
         app = self.wsgi
+        self.door = getattr(app, "extensions", {}).get("service.door")
 
         def honour_close(environ: dict[str, Any], start_response: Any) -> Any:
             sock = environ.get("gunicorn.socket")
@@ -300,10 +321,30 @@ class ServiceWorker(GeventWorker):
         if len(self._open) > self.worker_connections * 0.9:
             self._make_room()
         try:
+            if self.door is not None and self.door.closed and self._refused(conn, addr):
+                return
             super().handle(listener, conn, addr)
         finally:
             conn.head_done()
             self._open.discard(conn)
+
+    def _refused(self, conn: _Connection, addr: Any) -> bool:
+        """Whether the door (service/http/door.py) answered the connection's request with
+        503 and closed it; if not, what it read is back in ``conn`` for the parser."""
+        try:
+            if not self.door.refuse(conn):
+                return False
+        except HeadTimeout as exc:
+            self.handle_error(None, conn, addr, exc)
+        except OSError:
+            pass  # the client left: nothing to answer
+        except Exception:  # a bug: logged; the connection is closed without a word
+            self.log.exception("Error refusing a request at the door.")
+        except BaseException:  # killed (a stop): close it on the way out
+            util.close(conn)
+            raise
+        util.close(conn)
+        return True
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         sock.head_done()

@@ -5,6 +5,8 @@ bench/robustness.py offers 3x capacity for 20 s; this is the short version.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +17,7 @@ import requests
 from tests.factories import random_images
 from tests.service.gunicorn_server import Server
 from tests.service.http.test_hardening_lifecycle import PREDICT, slow_model
+from tests.service.http.test_keepalive import kept_alive_socket, read_answer
 
 MAX_QUEUE = 3
 MAX_WAIT = 0.5
@@ -115,3 +118,59 @@ def test_probes_and_metadata_are_not_queued(server):
         for path in ("/v2/health/ready", "/v2/health/live", "/v1/models"):
             assert requests.get(server.url + path, timeout=10).status_code == 200
         assert {f.result()[0] for f in load} <= {200, 503}
+
+
+def test_a_new_connections_503_is_the_one_a_kept_alive_connection_gets(tmp_path):
+    """While the lane is full, a new connection's request is refused by the door
+    (service/http/door.py) before gunicorn's parser; a kept-alive connection's goes through
+    the whole stack. Both must answer the same (status, headers, JSON)."""
+    srv = Server(slow_model(tmp_path / "artifacts"), tmp_path,
+                 env={"WEB_CONCURRENCY": "1", "SERVICE_MAX_QUEUE": "1",
+                      "SERVICE_MAX_WAIT": str(PATIENT_WAIT),
+                      "SERVICE_MAX_BODY_BYTES": str(16 << 20), "SERVICE_LOG_LEVEL": "WARNING"})
+    try:
+        srv.wait_ready()
+        heavy = orjson.dumps({"instances": random_images(512).tolist()})
+        assert timed_post(srv.url, heavy)[0] == 200  # measured: the next ones leave the loop
+        body = orjson.dumps({"instances": random_images(1).tolist()})
+        small = (f"POST {PREDICT} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        stop = threading.Event()
+
+        def keep_full() -> None:
+            while not stop.is_set():
+                timed_post(srv.url, heavy)
+
+        answers: dict[str, list[bytes]] = {"door": [], "stack": []}
+        with ThreadPoolExecutor(3) as pool:
+            for _ in range(3):
+                pool.submit(keep_full)
+            try:
+                time.sleep(0.3)
+                for _ in range(50):
+                    kept = kept_alive_socket(srv.port)
+                    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as new:
+                        new.sendall(small)
+                        kept.sendall(small)
+                        answers["door"].append(read_answer(new))
+                        answers["stack"].append(read_answer(kept))
+                    kept.close()
+                    if all(a[-1].startswith(b"HTTP/1.1 503") for a in answers.values()):
+                        break
+            finally:
+                stop.set()
+        door, stack = (parse_answer(a[-1]) for a in (answers["door"], answers["stack"]))
+        assert door[0] == stack[0] == 503, (answers["door"][-1], answers["stack"][-1])
+        ignore = {"date", "x-request-id"}
+        assert {k: v for k, v in door[1].items() if k not in ignore} == {
+            k: v for k, v in stack[1].items() if k not in ignore}
+        assert door[2] == stack[2] and door[2]["details"]["reason"] == "queue"
+    finally:
+        srv.stop()
+
+
+def parse_answer(answer: bytes) -> tuple[int, dict[str, str], dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, orjson.loads(body)
