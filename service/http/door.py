@@ -25,7 +25,7 @@ import re
 import time
 from email.utils import formatdate
 from typing import Any, Protocol
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import orjson
 from gevent import Timeout
@@ -35,8 +35,10 @@ from ..core.logs import AccessLog
 from ..core.metrics import RequestMetrics, request_id
 from .lane import ModelLane
 
-#: Bytes read for a head before it is handed back (gunicorn's limits take it from there).
-MAX_HEAD = 16 << 10
+#: Larger heads, or heads of more fields, are handed back: gunicorn's parser may refuse
+#: them (414, 431; limit_request_line, limit_request_fields in service/gunicorn.conf.py).
+MAX_HEAD = 8190
+MAX_FIELDS = 100
 _CHUNK = 1 << 16
 
 _REQUEST_LINE = re.compile(rb"(POST|PUT) ([!-~]+) HTTP/1\.[01]")
@@ -179,7 +181,7 @@ class _Head:
         need the full parser, or None."""
         lines = head.split(b"\r\n")
         line = _REQUEST_LINE.fullmatch(lines[0])
-        if line is None:
+        if line is None or len(head) > MAX_HEAD or len(lines) > MAX_FIELDS + 1:
             return None
         length = authorization = rid = None
         for raw in lines[1:]:
@@ -201,8 +203,9 @@ class _Head:
                 rid = value.decode("latin-1") if rid is None else f"{rid},{value.decode('latin-1')}"
         if length is None:
             return None
-        target = line.group(2)
-        path = target.split(b"?", 1)[0] if target.startswith(b"/") else target
+        target = line.group(2)  # origin form (/path?query) or absolute (http://host/path)
+        path = (target.split(b"?", 1)[0].split(b"#", 1)[0] if target.startswith(b"/")
+                else urlsplit(target).path or b"/")
         return cls(line.group(1).decode(), unquote_to_bytes(path).decode("latin-1"), length,
                    authorization, rid)
 

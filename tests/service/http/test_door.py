@@ -119,6 +119,16 @@ def test_a_whole_post_gets_the_stacks_503_counted_and_logged(rig, access_logged)
         "trace-42", "POST", "/v1/models/mnist:predict", 503)
 
 
+@pytest.mark.parametrize("target", [
+    "/v1/models/mnist:predict?verbose=1#frag", "http://example.com/v1/models/mnist:predict",
+    "/v1/models/mnist%3Apredict"])
+def test_the_access_line_has_the_path_a_wsgi_environ_would(rig, access_logged, target):
+    r = rig()
+    r.client.sendall(post(BODY, path=target))
+    assert r.door.refuse(r.conn) is True
+    assert orjson.loads(os.read(r.log_r, 1 << 16))["path"] == "/v1/models/mnist:predict"
+
+
 def test_a_body_in_pieces_is_read_whole_before_the_answer(rig):
     r = rig()
     raw = post(BODY)
@@ -145,8 +155,10 @@ def test_a_body_in_pieces_is_read_whole_before_the_answer(rig):
     post(BODY) + b"GET / HTTP/1.1\r\n\r\n",               # pipelined bytes after the body
     b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\n\r\n",  # no Content-Length
     b"\x16\x03\x01\x02\x00\x01",                          # not HTTP (a TLS hello)
+    post(BODY, path="/v1/models/mnist:predict?" + "q" * 9000),  # gunicorn's 414
+    post(BODY, *(f"X-F{i}: v" for i in range(100))),       # gunicorn's 431
 ], ids=["get", "chunked", "expect", "two-lengths", "folding", "bad-name", "bad-target",
-        "pipelined", "no-length", "tls"])
+        "pipelined", "no-length", "tls", "long-line", "many-fields"])
 def test_anything_else_is_handed_back_byte_for_byte(rig, raw):
     r = rig()
     r.client.sendall(raw)
